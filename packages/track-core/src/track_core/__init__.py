@@ -1,0 +1,91 @@
+"""track: one experiment-tracking API, with Aim, MLflow or any backend behind it.
+
+    import track_core as track
+
+    with track.start_run("aim", experiment="mnist") as run:
+        run["hparams"] = {"lr": 0.01, "layers": [64, 64]}
+        for step in range(100):
+            run.track(loss, "loss", step=step, context={"subset": "train"})
+
+Importing this package imports attrs and the standard library only.
+"""
+
+from track_core import distributed
+from track_core.api import open_run, pending_spools, replay, start_run
+from track_core.backend import (
+    Backend,
+    Capability,
+    Point,
+    RunInfo,
+    RunReader,
+    RunSpec,
+    RunWriter,
+    SequenceInfo,
+    TrackedPoint,
+)
+from track_core.context import EMPTY_CONTEXT, Context
+from track_core.discovery import get_backend, installed_backends
+from track_core.errors import (
+    BackendNotFoundError,
+    BackendUnavailableWarning,
+    BackPressureWarning,
+    DataNotWrittenWarning,
+    NonFiniteValueWarning,
+    ReadOnlyRunError,
+    RunClosedError,
+    SequenceKindError,
+    TrackError,
+    TrackWarning,
+)
+from track_core.noop import NoOpRun
+from track_core.params import to_params
+from track_core.protocols import Run, Sequence
+from track_core.run import TrackedRun
+from track_core.status import Status
+from track_core.values import Distribution, Image, Text, ValueKind
+from track_core.views import RunView, SequenceView
+from track_core.writer import WriterOptions
+
+__all__ = [
+    "EMPTY_CONTEXT",
+    "Backend",
+    "BackendNotFoundError",
+    "BackendUnavailableWarning",
+    "BackPressureWarning",
+    "Capability",
+    "Context",
+    "DataNotWrittenWarning",
+    "Distribution",
+    "Image",
+    "NoOpRun",
+    "NonFiniteValueWarning",
+    "Point",
+    "ReadOnlyRunError",
+    "Run",
+    "RunClosedError",
+    "RunInfo",
+    "RunReader",
+    "RunSpec",
+    "RunView",
+    "RunWriter",
+    "Sequence",
+    "SequenceInfo",
+    "SequenceKindError",
+    "SequenceView",
+    "Status",
+    "Text",
+    "TrackError",
+    "TrackWarning",
+    "TrackedPoint",
+    "TrackedRun",
+    "ValueKind",
+    "WriterOptions",
+    "distributed",
+    "get_backend",
+    "installed_backends",
+    "open_run",
+    "pending_spools",
+    "replay",
+    "start_run",
+    "to_params",
+]

@@ -1,0 +1,182 @@
+"""The functions users call: start a run, open one for reading, replay a spool."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from track_core import discovery
+from track_core.backend import Backend, Capability, RunSpec
+from track_core.discovery import DISABLED, RUN_OPTIONS, BackendString, get_backend
+from track_core.distributed import is_main_process
+from track_core.names import check_description, check_label, check_tags
+from track_core.noop import NoOpRun
+from track_core.protocols import Run
+from track_core.run import TrackedRun
+from track_core.spool import SPOOL_SUFFIX, Spool, SpoolHeader, default_spool_dir, read_spool
+from track_core.views import RunView
+from track_core.writer import BackgroundWriter, Operation, WriterOptions, apply_items
+
+_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
+
+#: Items per write_points call: large for backends that batch, small for the others.
+BATCH_SIZE = {True: 1000, False: 100}
+
+
+def _run_options(parsed: BackendString | None, given: Mapping[str, Any]) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    if parsed is not None:
+        for key in RUN_OPTIONS:
+            if key in parsed.options:
+                merged[key] = parsed.options[key]
+    merged.update({key: value for key, value in given.items() if value is not None})
+    if "run_name" in merged:
+        merged.setdefault("name", merged.pop("run_name"))
+    if "resume" in merged:
+        merged.setdefault("run_id", merged.pop("resume"))
+    return merged
+
+
+def _tags(value: Any) -> frozenset[str]:
+    if value is None:
+        return frozenset()
+    if isinstance(value, str):
+        return check_tags(tag.strip() for tag in value.split(",") if tag.strip())
+    return check_tags(value)
+
+
+def redact(text: str) -> str:
+    """A backend string without credentials (``user:password@`` in a URL)."""
+    return _CREDENTIALS.sub("", text)
+
+
+def start_run(
+    backend: str | Backend | None = None,
+    *,
+    experiment: str | None = None,
+    name: str | None = None,
+    description: str | None = None,
+    tags: Iterable[str] | str | None = None,
+    run_id: str | None = None,
+    enabled: bool | None = None,
+    writer: WriterOptions | None = None,
+    **backend_options: Any,
+) -> Run:
+    """Start a run (or resume ``run_id``) on a backend and return it.
+
+    ``backend`` is a backend string (``"aim"``, ``"mlflow:sqlite:///mlflow.db"``, ...), a Backend
+    object, or None for ``$TRACK_BACKEND``. ``enabled=None`` tracks on the main process only
+    (rank 0); other ranks, ``enabled=False`` and the backend string ``"none"`` get a no-op run.
+    Extra keyword arguments go to the backend's factory.
+    """
+    if enabled is None:
+        enabled = is_main_process()
+    spec_text = backend if isinstance(backend, str) else None
+    if backend is None:
+        spec_text = discovery.default_backend_string()
+    if not enabled or (spec_text is not None and spec_text.strip().lower() in DISABLED):
+        return NoOpRun()
+    parsed = BackendString.parse(spec_text) if spec_text is not None else None
+    options = _run_options(
+        parsed,
+        {"experiment": experiment, "name": name, "description": description, "tags": tags,
+         "run_id": run_id},
+    )
+    if isinstance(backend, str) or backend is None:
+        assert spec_text is not None
+        store = get_backend(spec_text, **backend_options)
+        origin = redact(spec_text.partition("?")[0])
+    else:
+        if backend_options:
+            raise TypeError(
+                f"backend options {sorted(backend_options)} need a backend string, not a Backend object"
+            )
+        store = backend
+        origin = f"{backend.name}:{backend.location}"
+    return _start(store, origin, options, writer or WriterOptions())
+
+
+def _start(backend: Backend, origin: str, options: dict[str, Any], writer_options: WriterOptions) -> TrackedRun:
+    experiment = options.get("experiment")
+    name = options.get("name")
+    description = options.get("description")
+    tag_set = _tags(options.get("tags"))
+    if experiment is not None:
+        check_label(experiment, "an experiment name")
+    if name is not None:
+        check_label(name, "a run name")
+    if description is not None:
+        check_description(description)
+    run_id = options.get("run_id")
+    if run_id is not None:
+        if Capability.RESUME not in backend.capabilities:
+            raise TypeError(f"the {backend.name} backend cannot resume runs")
+        target = backend.resume_run(str(run_id))
+        stored = backend.read_run(target.id)
+        params = dict(stored.params)
+        experiment = stored.experiment
+        name = name or stored.name
+        description = description if description is not None else stored.description
+        tag_set = stored.tags | tag_set
+    else:
+        target = backend.create_run(RunSpec(experiment, name, description, tag_set))
+        params = {}
+    spool = Spool(
+        default_spool_dir() / f"{backend.name}-{target.id}{SPOOL_SUFFIX}",
+        SpoolHeader(origin, target.id),
+    )
+    batch_size = BATCH_SIZE[Capability.BATCH_WRITES in backend.capabilities]
+    describe = f"the {backend.name} backend at {backend.location}"
+    background = BackgroundWriter(target, spool, writer_options, batch_size, describe)
+    run = TrackedRun(
+        backend,
+        background,
+        target.id,
+        experiment=experiment,
+        name=name,
+        description=description,
+        tags=tag_set,
+        params=params,
+        sequences=target.sequences(),
+    )
+    if run_id is not None:
+        if name is not None and name != stored.name:
+            run.set_name(name)
+        if description is not None and description != stored.description:
+            run.set_description(description)
+        if tag_set != stored.tags:
+            background.put(Operation("set_tags", (tag_set,)))
+    return run
+
+
+def open_run(run_id: str, backend: str | Backend | None = None, **backend_options: Any) -> RunView:
+    """Open a stored run for reading."""
+    store = backend if not isinstance(backend, (str, type(None))) else get_backend(backend, **backend_options)
+    return RunView(store.read_run(run_id))
+
+
+def replay(path: str | os.PathLike[str], backend: str | Backend | None = None) -> int:
+    """Write a spool file (left by a run whose backend was down) to its backend, then delete it.
+
+    Returns the number of items written. ``backend`` overrides the one named in the file (to add
+    credentials, say).
+    """
+    spool_path = Path(path)
+    header, frames = read_spool(spool_path)
+    store = backend if isinstance(backend, Backend) else get_backend(backend or header.backend)
+    target = store.resume_run(header.run_id)
+    written = 0
+    for frame in frames:
+        apply_items(target, frame)
+        written += len(frame)
+    spool_path.unlink()
+    return written
+
+
+def pending_spools(directory: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Spool files waiting to be replayed."""
+    folder = Path(directory) if directory is not None else default_spool_dir()
+    return sorted(folder.glob(f"*{SPOOL_SUFFIX}")) if folder.is_dir() else []

@@ -1,0 +1,209 @@
+"""The backend contract: what a backend author implements (Aim's Repo and its runs).
+
+Users never call these directly. ``track_core.start_run`` validates every value on the caller's
+thread, assigns steps and timestamps, and hands a backend's ``RunWriter`` ordered batches from a
+background writer. A backend therefore only stores what it is given, and reads it back.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from typing import Protocol, runtime_checkable
+
+import attrs
+
+from track_core.context import Context
+from track_core.params import Param
+from track_core.status import Status
+from track_core.values import Value, ValueKind
+
+
+class Capability(enum.Enum):
+    """Optional abilities. The conformance kit skips the tests of what a backend lacks."""
+
+    IMAGES = "images"
+    TEXTS = "texts"
+    DISTRIBUTIONS = "distributions"
+    ARTIFACTS = "artifacts"
+    RESUME = "resume"
+    #: ``RunWriter.write_points`` stores a batch in one round trip, so larger batches are cheaper.
+    BATCH_WRITES = "batch_writes"
+    #: The backend talks to a server; it may go away and come back.
+    REMOTE = "remote"
+
+
+@attrs.frozen
+class Point:
+    """One value of a sequence, as read back."""
+
+    step: int
+    epoch: int | None
+    timestamp: float
+    value: Value
+
+
+@attrs.frozen
+class TrackedPoint:
+    """One value handed to a backend: a point and the sequence it belongs to."""
+
+    name: str
+    context: Context
+    kind: ValueKind
+    step: int
+    epoch: int | None
+    timestamp: float
+    value: Value
+
+
+@attrs.frozen
+class SequenceInfo:
+    """A stored sequence: its identity, its kind, and its last step (to resume it)."""
+
+    name: str
+    context: Context
+    kind: ValueKind
+    last_step: int
+
+
+@attrs.frozen
+class RunSpec:
+    """What a new run starts with."""
+
+    experiment: str | None = None
+    name: str | None = None
+    description: str | None = None
+    tags: frozenset[str] = frozenset()
+
+
+@attrs.frozen
+class RunInfo:
+    """A run as listed by ``Backend.list_runs``."""
+
+    id: str
+    experiment: str | None
+    name: str | None
+    status: Status
+    created_at: float | None = None
+
+
+@runtime_checkable
+class RunWriter(Protocol):
+    """Writes one run. Every method may be retried with the same arguments after it raised, so
+    each must be idempotent: writing the same point (same sequence and step) twice keeps one."""
+
+    @property
+    def id(self) -> str: ...
+
+    def sequences(self) -> Sequence[SequenceInfo]:
+        """The sequences the run already holds (empty for a new run; used to resume)."""
+        ...
+
+    def write_points(self, points: Sequence[TrackedPoint]) -> None:
+        """Store points, in the given order (per sequence, steps are in tracking order)."""
+        ...
+
+    def set_params(self, params: Mapping[str, Param]) -> None:
+        """Set top-level params; each value replaces what the key held."""
+        ...
+
+    def set_name(self, name: str) -> None: ...
+
+    def set_description(self, description: str) -> None: ...
+
+    def set_tags(self, tags: frozenset[str]) -> None:
+        """Make the run's tags exactly ``tags``."""
+        ...
+
+    def log_artifact(self, path: str, name: str) -> None:
+        """Store the local file ``path`` under ``name`` (a relative path such as ``model/x.pt``)."""
+        ...
+
+    def close(self, status: Status, error: str | None) -> None:
+        """Record the end status (and the error of a failed run) and release resources."""
+        ...
+
+
+@runtime_checkable
+class RunReader(Protocol):
+    """Reads one stored run back."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def experiment(self) -> str | None: ...
+
+    @property
+    def name(self) -> str | None: ...
+
+    @property
+    def description(self) -> str | None: ...
+
+    @property
+    def tags(self) -> frozenset[str]: ...
+
+    @property
+    def status(self) -> Status: ...
+
+    @property
+    def error(self) -> str | None:
+        """The error recorded when the run failed."""
+        ...
+
+    @property
+    def params(self) -> Mapping[str, Param]: ...
+
+    def sequences(self) -> Sequence[SequenceInfo]: ...
+
+    def points(self, name: str, context: Context) -> Sequence[Point]:
+        """The points of one sequence, in step order."""
+        ...
+
+    def artifacts(self) -> Sequence[str]:
+        """The names of the stored artifacts."""
+        ...
+
+    def artifact_bytes(self, name: str) -> bytes: ...
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Where runs live (Aim's Repo). Found by name through the ``track.backends`` entry points."""
+
+    @property
+    def name(self) -> str:
+        """The registered name, e.g. ``"aim"``."""
+        ...
+
+    @property
+    def location(self) -> str:
+        """Where the runs are, for messages (never with credentials)."""
+        ...
+
+    @property
+    def capabilities(self) -> frozenset[Capability]: ...
+
+    def check_sequence(self, name: str, context: Context, kind: ValueKind) -> None:
+        """Raise ValueError / TypeError if this backend cannot store that sequence.
+
+        Called on the caller's thread, once per new sequence, before anything is queued."""
+        ...
+
+    def check_value(self, value: Value) -> None:
+        """Raise if this backend cannot store a non-scalar value (called for each one)."""
+        ...
+
+    def create_run(self, spec: RunSpec) -> RunWriter: ...
+
+    def resume_run(self, run_id: str) -> RunWriter:
+        """Open an existing run to append to it; raise KeyError if there is none."""
+        ...
+
+    def list_runs(self, experiment: str | None = None) -> Sequence[RunInfo]: ...
+
+    def read_run(self, run_id: str) -> RunReader:
+        """Raise KeyError if there is no such run."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,87 @@
+"""Ending open runs when the process ends: normal exit, an uncaught exception, SIGTERM.
+
+- Normal interpreter exit: open runs are closed FINISHED (bounded wait each).
+- An uncaught exception (``sys.excepthook``): open runs are closed FAILED with the error.
+- SIGTERM: open runs are closed KILLED, then the previous handler (default: exit) runs.
+The handlers are installed when the first run starts, and only chain to what was there.
+"""
+
+from __future__ import annotations
+
+import atexit
+import signal
+import sys
+import threading
+import weakref
+from types import FrameType, TracebackType
+from typing import TYPE_CHECKING, Any
+
+from track_core.status import Status
+
+if TYPE_CHECKING:
+    from track_core.run import TrackedRun
+
+_open_runs: weakref.WeakSet[TrackedRun] = weakref.WeakSet()
+_installed = False
+_install_lock = threading.Lock()
+_previous_excepthook = sys.excepthook
+_previous_sigterm: Any = signal.SIG_DFL
+
+
+def register(run: TrackedRun) -> None:
+    _install()
+    _open_runs.add(run)
+
+
+def unregister(run: TrackedRun) -> None:
+    _open_runs.discard(run)
+
+
+def close_all(status: Status, error: BaseException | str | None = None) -> None:
+    for run in list(_open_runs):
+        try:
+            run.close(status, error)
+        except Exception as failure:  # pragma: no cover - closing must go on for the others
+            print(f"track: could not close run {run.id}: {failure!r}", file=sys.stderr)
+
+
+def _at_exit() -> None:
+    close_all(Status.FINISHED)
+
+
+def _excepthook(
+    exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
+) -> None:
+    status = Status.KILLED if issubclass(exc_type, KeyboardInterrupt) else Status.FAILED
+    close_all(status, exc.with_traceback(tb))
+    _previous_excepthook(exc_type, exc, tb)
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    close_all(Status.KILLED, "terminated by SIGTERM")
+    previous = _previous_sigterm
+    if callable(previous):
+        previous(signum, frame)
+        return
+    if previous == signal.SIG_IGN:
+        return
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.raise_signal(signal.SIGTERM)
+
+
+def _install() -> None:
+    global _installed, _previous_excepthook, _previous_sigterm
+    if _installed:
+        return
+    with _install_lock:
+        if _installed:
+            return
+        _installed = True
+        atexit.register(_at_exit)
+        _previous_excepthook = sys.excepthook
+        sys.excepthook = _excepthook
+        if threading.current_thread() is threading.main_thread():
+            current = signal.getsignal(signal.SIGTERM)
+            if current in (signal.SIG_DFL, None) or callable(current):
+                _previous_sigterm = current
+                signal.signal(signal.SIGTERM, _on_sigterm)

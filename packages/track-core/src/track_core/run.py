@@ -1,0 +1,336 @@
+"""The run users track into: validation on the caller's thread, storage on the writer's."""
+
+from __future__ import annotations
+
+import copy
+import math
+import operator
+import os
+import threading
+import time
+import traceback
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+
+from track_core import lifecycle
+from track_core.backend import Backend, Capability, SequenceInfo
+from track_core.context import EMPTY_CONTEXT, Context, ContextLike
+from track_core.errors import NonFiniteValueWarning, RunClosedError, SequenceKindError
+from track_core.names import check_description, check_label, check_sequence_name
+from track_core.params import Param, check_param_key, to_params
+from track_core.status import Status
+from track_core.values import ValueKind, coerce_value
+from track_core.views import SequenceView, find_sequence, sequence_views
+from track_core.writer import BackgroundWriter, Operation
+
+_SCALAR = ValueKind.SCALAR
+_now = time.time
+
+
+class _SequenceState:
+    __slots__ = ("kind", "next_step", "warned_non_finite")
+
+    def __init__(self, kind: ValueKind, next_step: int) -> None:
+        self.kind = kind
+        self.next_step = next_step
+        self.warned_non_finite = False
+
+
+def _check_step(value: object, what: str) -> int:
+    try:
+        number = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"{what} must be an int, got {type(value).__name__}: {value!r}") from None
+    if number < 0:
+        raise ValueError(f"{what} must be >= 0, got {number}")
+    return number
+
+
+def describe_error(error: BaseException | str | None) -> str | None:
+    if error is None or isinstance(error, str):
+        return error
+    return "".join(traceback.format_exception(type(error), error, error.__traceback__)).strip()
+
+
+class TrackedRun:
+    """A run open for writing. Made by ``track_core.start_run``; satisfies the Run protocol."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        writer: BackgroundWriter,
+        run_id: str,
+        *,
+        experiment: str | None,
+        name: str | None,
+        description: str | None,
+        tags: frozenset[str],
+        params: Mapping[str, Param],
+        sequences: Sequence[SequenceInfo],
+    ) -> None:
+        self._backend = backend
+        self._writer = writer
+        self._id = run_id
+        self._experiment = experiment
+        self._name = name
+        self._description = description
+        self._tags = tags
+        self._params: dict[str, Param] = dict(params)
+        self._status = Status.RUNNING
+        self._lock = threading.RLock()
+        self._sequences: dict[tuple[str, Context], _SequenceState] = {
+            (info.name, info.context): _SequenceState(info.kind, info.last_step + 1)
+            for info in sequences
+        }
+        capabilities = backend.capabilities
+        self._accepts = {
+            ValueKind.SCALAR: True,
+            ValueKind.IMAGE: Capability.IMAGES in capabilities,
+            ValueKind.TEXT: Capability.TEXTS in capabilities,
+            ValueKind.DISTRIBUTION: Capability.DISTRIBUTIONS in capabilities,
+        }
+        lifecycle.register(self)
+
+    # -- identity and attributes -----------------------------------------------------------
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def backend(self) -> Backend:
+        return self._backend
+
+    @property
+    def experiment(self) -> str | None:
+        return self._experiment
+
+    @property
+    def name(self) -> str | None:
+        return self._name
+
+    @property
+    def description(self) -> str | None:
+        return self._description
+
+    @property
+    def tags(self) -> frozenset[str]:
+        return self._tags
+
+    @property
+    def status(self) -> Status:
+        return self._status
+
+    @property
+    def closed(self) -> bool:
+        return self._status is not Status.RUNNING
+
+    @property
+    def pending(self) -> int:
+        """Values tracked but not yet stored by the backend."""
+        return self._writer.pending
+
+    def _check_open(self) -> None:
+        if self._status is not Status.RUNNING:
+            raise RunClosedError(
+                f"run {self._id} is closed ({self._status.value}); resume it with "
+                f"start_run(..., run_id={self._id!r}) to append"
+            )
+
+    def set_name(self, name: str) -> None:
+        check_label(name, "a run name")
+        with self._lock:
+            self._check_open()
+            self._name = name
+            self._writer.put(Operation("set_name", (name,)))
+
+    def set_description(self, description: str) -> None:
+        check_description(description)
+        with self._lock:
+            self._check_open()
+            self._description = description
+            self._writer.put(Operation("set_description", (description,)))
+
+    def add_tag(self, tag: str) -> None:
+        check_label(tag, "a tag")
+        with self._lock:
+            self._check_open()
+            self._tags = self._tags | {tag}
+            self._writer.put(Operation("set_tags", (self._tags,)))
+
+    def remove_tag(self, tag: str) -> None:
+        with self._lock:
+            self._check_open()
+            self._tags = self._tags - {tag}
+            self._writer.put(Operation("set_tags", (self._tags,)))
+
+    # -- params ----------------------------------------------------------------------------
+    @property
+    def params(self) -> Mapping[str, Param]:
+        with self._lock:
+            return copy.deepcopy(self._params)
+
+    def __getitem__(self, key: str) -> Param:
+        with self._lock:
+            return copy.deepcopy(self._params[key])
+
+    def __setitem__(self, key: str, value: object) -> None:
+        check_param_key(key)
+        data = to_params(value, key)
+        with self._lock:
+            self._check_open()
+            self._params[key] = data
+            self._writer.put(Operation("set_params", ({key: copy.deepcopy(data)},)))
+
+    # -- sequences -------------------------------------------------------------------------
+    def track(
+        self,
+        value: object,
+        name: str,
+        step: int | None = None,
+        epoch: int | None = None,
+        context: ContextLike = None,
+    ) -> None:
+        """Append a value to the sequence ``(name, context)``; see the Run protocol."""
+        if context is None:
+            context = EMPTY_CONTEXT
+        elif type(context) is not Context:
+            context = Context.of(context)
+        cls = type(value)
+        if cls is float:
+            kind = _SCALAR
+            if value != value or value in (math.inf, -math.inf):
+                self._warn_non_finite(name, context, value)  # type: ignore[arg-type]
+        elif cls is int:
+            kind = _SCALAR
+        else:
+            value, kind = coerce_value(value)
+            if kind is _SCALAR:
+                if isinstance(value, float) and not math.isfinite(value):
+                    self._warn_non_finite(name, context, value)
+            else:
+                self._check_non_scalar(value, kind)
+        if epoch is not None and type(epoch) is not int:
+            epoch = _check_step(epoch, "epoch")
+        elif epoch is not None and epoch < 0:
+            raise ValueError(f"epoch must be >= 0, got {epoch}")
+        key = (name, context)
+        with self._lock:
+            if self._status is not Status.RUNNING:
+                self._check_open()
+            state = self._sequences.get(key)
+            if state is None:
+                state = self._new_sequence(name, context, kind)
+            elif state.kind is not kind:
+                raise SequenceKindError(
+                    f"sequence {name!r} {context.to_dict()} holds {state.kind.value} values; "
+                    f"cannot track a {kind.value} into it (use another name or context)"
+                )
+            if step is None:
+                step = state.next_step
+            elif type(step) is not int or step < 0:
+                step = _check_step(step, "step")
+            if step >= state.next_step:
+                state.next_step = step + 1
+            self._writer.put((name, context, kind, step, epoch, _now(), value))
+
+    def _new_sequence(self, name: str, context: Context, kind: ValueKind) -> _SequenceState:
+        check_sequence_name(name)
+        if not self._accepts[kind]:
+            raise TypeError(
+                f"the {self._backend.name} backend cannot store {kind.value} values "
+                f"(sequence {name!r})"
+            )
+        self._backend.check_sequence(name, context, kind)
+        state = _SequenceState(kind, 0)
+        self._sequences[(name, context)] = state
+        return state
+
+    def _check_non_scalar(self, value: object, kind: ValueKind) -> None:
+        if not self._accepts[kind]:
+            raise TypeError(f"the {self._backend.name} backend cannot store {kind.value} values")
+        self._backend.check_value(value)  # type: ignore[arg-type]
+
+    def _warn_non_finite(self, name: str, context: Context, value: float) -> None:
+        state = self._sequences.get((name, context))
+        if state is not None:
+            if state.warned_non_finite:
+                return
+            state.warned_non_finite = True
+        warnings.warn(
+            f"track: {name!r} {context.to_dict()} got {value}; it is stored as it is "
+            "(warned once per sequence)",
+            NonFiniteValueWarning,
+            stacklevel=3,
+        )
+
+    def sequences(self) -> list[SequenceView]:
+        """The run's sequences as stored (flushes first)."""
+        self.flush()
+        return sequence_views(self._backend.read_run(self._id))
+
+    def sequence(self, name: str, context: ContextLike = None) -> SequenceView:
+        self.flush()
+        return find_sequence(self._backend.read_run(self._id), name, context)
+
+    # -- artifacts -------------------------------------------------------------------------
+    def log_artifact(self, path: str | os.PathLike[str], name: str | None = None) -> None:
+        """Store a local file with the run under ``name`` (default: the file name)."""
+        if Capability.ARTIFACTS not in self._backend.capabilities:
+            raise TypeError(f"the {self._backend.name} backend cannot store artifacts")
+        local = Path(path)
+        if not local.is_file():
+            what = "a directory, not a file" if local.is_dir() else "not found"
+            raise FileNotFoundError(f"cannot log artifact {str(local)!r}: {what}")
+        artifact_name = name if name is not None else local.name
+        check_label(artifact_name, "an artifact name")
+        parts = Path(artifact_name).parts
+        if Path(artifact_name).is_absolute() or ".." in parts:
+            raise ValueError(f"an artifact name must be a relative path without '..': {artifact_name!r}")
+        with self._lock:
+            self._check_open()
+            self._writer.put(Operation("log_artifact", (str(local.resolve()), artifact_name)))
+
+    # -- ending ----------------------------------------------------------------------------
+    def flush(self, timeout: float | None = None) -> bool:
+        return self._writer.flush(timeout)
+
+    def close(
+        self,
+        status: Status = Status.FINISHED,
+        error: BaseException | str | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        """End the run with ``status``; idempotent. Waits at most ``timeout`` seconds (default:
+        the writer's close_timeout) for the backend; what it did not take stays in the spool."""
+        if not isinstance(status, Status) or status is Status.RUNNING:
+            raise ValueError(f"close() takes FINISHED, FAILED or KILLED, got {status!r}")
+        with self._lock:
+            if self._status is not Status.RUNNING:
+                return
+            self._status = status
+        lifecycle.unregister(self)
+        self._writer.close(Operation("close", (status, describe_error(error))), timeout)
+
+    def __enter__(self) -> TrackedRun:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            self.close(Status.FINISHED)
+        elif isinstance(exc, KeyboardInterrupt):
+            self.close(Status.KILLED, exc)
+        else:
+            self.close(Status.FAILED, exc)
+
+    def __repr__(self) -> str:
+        return (
+            f"TrackedRun(id={self._id!r}, backend={self._backend.location!r}, "
+            f"name={self._name!r}, status={self._status.value})"
+        )

@@ -1,0 +1,321 @@
+"""The background writer: the training thread appends, a writer thread stores in batches.
+
+- ``put`` costs about a list append; a full buffer makes it wait (back-pressure, never drops).
+- The writer thread hands the backend ordered batches every ``flush_interval`` (sooner when a
+  batch is ready).
+- When a backend call raises, that batch and everything after it go to a durable spool on disk,
+  in order; the writer retries with back-off and replays the spool when the backend is back.
+- ``close`` waits a bounded time; whatever is still not stored is left in the spool, and a
+  warning says where and how to replay it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import warnings
+from collections import deque
+from collections.abc import Iterable
+from typing import Any
+
+import attrs
+
+from track_core.backend import RunWriter, TrackedPoint
+from track_core.errors import BackendUnavailableWarning, BackPressureWarning, DataNotWrittenWarning
+from track_core.spool import Spool
+
+
+@attrs.frozen
+class Operation:
+    """A queued call of a RunWriter method other than ``write_points``."""
+
+    method: str
+    args: tuple[Any, ...]
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
+@attrs.frozen
+class WriterOptions:
+    """How the background writer behaves. Every field has an environment variable."""
+
+    #: Write on the caller's thread and raise backend errors there (for debugging).
+    synchronous: bool = attrs.field(factory=lambda: os.environ.get("TRACK_SYNCHRONOUS", "") == "1")
+    #: Items kept in memory before ``track()`` waits.
+    max_buffered: int = attrs.field(factory=lambda: int(_env_float("TRACK_MAX_BUFFERED", 100_000)))
+    #: Seconds between writes when values trickle in.
+    flush_interval: float = attrs.field(factory=lambda: _env_float("TRACK_FLUSH_INTERVAL", 0.2))
+    #: Most seconds ``close()`` (and interpreter exit) wait for the backend.
+    close_timeout: float = attrs.field(factory=lambda: _env_float("TRACK_CLOSE_TIMEOUT", 15.0))
+    #: First and longest wait between retries of a failing backend.
+    retry_initial: float = 0.25
+    retry_max: float = 5.0
+
+    @max_buffered.validator
+    def _check_buffer(self, attribute: object, value: int) -> None:
+        if value < 1:
+            raise ValueError(f"max_buffered must be at least 1, got {value}")
+
+
+def _to_point(item: tuple[Any, ...]) -> TrackedPoint:
+    return TrackedPoint(*item)
+
+
+class BackgroundWriter:
+    """Moves one run's items from the caller to its RunWriter. Items are point tuples
+    ``(name, context, kind, step, epoch, timestamp, value)`` or ``Operation`` objects."""
+
+    def __init__(
+        self,
+        target: RunWriter,
+        spool: Spool,
+        options: WriterOptions,
+        batch_size: int,
+        describe: str,
+    ) -> None:
+        self._target = target
+        self._spool = spool
+        self._options = options
+        self._batch_size = batch_size
+        self._describe = describe
+        self._queue: deque[Any] = deque()
+        self._lock = threading.Lock()  # guards the spool, in-flight batch and counters below
+        self._progress = threading.Condition(threading.Lock())
+        self._wake = threading.Event()
+        self._closing = False
+        self._enqueued = 0
+        self._handled = 0  # items stored in the backend (in order)
+        self._in_flight: list[Any] = []
+        self._down_since: float | None = None
+        self._next_retry = 0.0
+        self._retry_delay = options.retry_initial
+        self._last_error: BaseException | None = None
+        self._warned_pressure = False
+        self._thread: threading.Thread | None = None
+        if not options.synchronous:
+            self._thread = threading.Thread(
+                target=self._loop, name=f"track-writer-{target.id}", daemon=True
+            )
+            self._thread.start()
+
+    # -- the caller's side -----------------------------------------------------------------
+    def put(self, item: Any) -> None:
+        """Queue one item. The caller holds the run's lock, so order is the caller's order."""
+        if self._options.synchronous:
+            self._apply([item])
+            return
+        queue = self._queue
+        queue.append(item)
+        self._enqueued += 1
+        size = len(queue)
+        if size >= self._batch_size and not self._wake.is_set():
+            self._wake.set()
+        if size >= self._options.max_buffered:
+            self._wait_for_room()
+
+    def _wait_for_room(self) -> None:
+        if not self._warned_pressure:
+            self._warned_pressure = True
+            warnings.warn(
+                f"track: {self._options.max_buffered} values are waiting for {self._describe}; "
+                "track() now waits for it to catch up (raise TRACK_MAX_BUFFERED to buffer more)",
+                BackPressureWarning,
+                stacklevel=4,
+            )
+        self._wake.set()
+        with self._progress:
+            while len(self._queue) >= self._options.max_buffered and self._thread_alive():
+                self._progress.wait(0.05)
+
+    def _thread_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def pending(self) -> int:
+        """Items tracked but not yet stored in the backend (queued, in flight or spooled)."""
+        return self._enqueued - self._handled if not self._options.synchronous else 0
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything queued before this call is in the backend."""
+        if self._options.synchronous:
+            return True
+        target = self._enqueued
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._wake.set()
+        with self._progress:
+            while self._handled < target:
+                if not self._thread_alive():
+                    return False
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._progress.wait(0.05 if remaining is None else min(0.05, remaining))
+                self._wake.set()
+        return True
+
+    def close(self, final: Operation, timeout: float | None = None) -> bool:
+        """Queue the final operation and wait (bounded) until everything is stored.
+
+        Returns True when the backend took everything; otherwise what is left is in the spool.
+        """
+        if self._options.synchronous:
+            self._apply([final])
+            return True
+        self.put(final)
+        self._closing = True
+        wait = self._options.close_timeout if timeout is None else timeout
+        if self.flush(wait):
+            self._wake.set()
+            if self._thread is not None:
+                self._thread.join(1.0)
+            return True
+        left = self._spool_everything()
+        warnings.warn(
+            f"track: {self._describe} did not take {left} item(s) within {wait:.0f} s "
+            f"({self._last_error!r}); they are kept in {self._spool.path}. The writer keeps "
+            f"retrying while this process lives; to write them later run: "
+            f"python -m track_core replay {self._spool.path}",
+            DataNotWrittenWarning,
+            stacklevel=3,
+        )
+        return False
+
+    def _spool_everything(self) -> int:
+        with self._lock:
+            items = list(self._in_flight)
+            while True:
+                try:
+                    items.append(self._queue.popleft())
+                except IndexError:
+                    break
+            self._in_flight = []
+            if items:
+                self._spool.append(items)
+                self._enter_down_mode()
+            return self._enqueued - self._handled
+
+    # -- the writer thread -----------------------------------------------------------------
+    def _loop(self) -> None:
+        interval = self._options.flush_interval
+        while True:
+            self._wake.wait(interval)
+            self._wake.clear()
+            try:
+                self._drain()
+            except Exception as error:  # never let the writer thread die silently
+                self._note_failure(error)
+            with self._progress:
+                self._progress.notify_all()
+            if self._closing and not self._queue and not self._spool.exists():
+                return
+
+    def _drain(self) -> None:
+        while True:
+            if self._down_since is not None:
+                self._drain_to_spool()
+                if time.monotonic() >= self._next_retry:
+                    self._replay_spool()
+                if self._down_since is not None:
+                    return
+            batch = self._take_batch()
+            if not batch:
+                return
+            try:
+                self._apply(batch)
+            except Exception as error:
+                with self._lock:
+                    if self._in_flight:
+                        self._spool.append(self._in_flight)
+                        self._in_flight = []
+                self._note_failure(error)
+                self._enter_down_mode()
+                continue
+            with self._lock:
+                self._in_flight = []
+                self._handled += len(batch)
+            with self._progress:
+                self._progress.notify_all()
+
+    def _take_batch(self) -> list[Any]:
+        batch: list[Any] = []
+        queue = self._queue
+        with self._lock:
+            while len(batch) < self._batch_size:
+                try:
+                    batch.append(queue.popleft())
+                except IndexError:
+                    break
+            self._in_flight = batch
+        return batch
+
+    def _drain_to_spool(self) -> None:
+        with self._lock:
+            items = []
+            while True:
+                try:
+                    items.append(self._queue.popleft())
+                except IndexError:
+                    break
+            self._spool.append(items)
+        with self._progress:
+            self._progress.notify_all()
+
+    def _enter_down_mode(self) -> None:
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            self._retry_delay = self._options.retry_initial
+        self._next_retry = time.monotonic() + self._retry_delay
+        self._retry_delay = min(self._retry_delay * 2, self._options.retry_max)
+
+    def _replay_spool(self) -> None:
+        replayed = 0
+        try:
+            for frame in self._spool.frames():
+                self._apply(frame)
+                replayed += len(frame)
+        except Exception as error:
+            self._note_failure(error)
+            self._enter_down_mode()
+            return
+        with self._lock:
+            self._handled += self._spool.items
+            self._spool.clear()
+            self._down_since = None
+        warnings.warn(
+            f"track: {self._describe} is back; {replayed} spooled item(s) were written in order",
+            BackendUnavailableWarning,
+            stacklevel=2,
+        )
+
+    def _note_failure(self, error: BaseException) -> None:
+        first = self._last_error is None or self._down_since is None
+        self._last_error = error
+        if first:
+            warnings.warn(
+                f"track: writing to {self._describe} failed ({error!r}); training goes on, "
+                f"values are kept in {self._spool.path} and retried until it is back",
+                BackendUnavailableWarning,
+                stacklevel=2,
+            )
+
+    def _apply(self, items: Iterable[Any]) -> None:
+        apply_items(self._target, items)
+
+
+def apply_items(target: RunWriter, items: Iterable[Any]) -> None:
+    """Hand queued items to a RunWriter in order: runs of points as one write_points call."""
+    points: list[TrackedPoint] = []
+    for item in items:
+        if type(item) is tuple:
+            points.append(_to_point(item))
+            continue
+        if points:
+            target.write_points(points)
+            points = []
+        getattr(target, item.method)(*item.args)
+    if points:
+        target.write_points(points)
