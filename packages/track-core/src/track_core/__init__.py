@@ -48,10 +48,10 @@ from track_core.writer import WriterOptions
 
 __all__ = [
     "EMPTY_CONTEXT",
+    "BackPressureWarning",
     "Backend",
     "BackendNotFoundError",
     "BackendUnavailableWarning",
-    "BackPressureWarning",
     "Capability",
     "Context",
     "DataNotWrittenWarning",

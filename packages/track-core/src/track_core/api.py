@@ -82,8 +82,13 @@ def start_run(
     parsed = BackendString.parse(spec_text) if spec_text is not None else None
     options = _run_options(
         parsed,
-        {"experiment": experiment, "name": name, "description": description, "tags": tags,
-         "run_id": run_id},
+        {
+            "experiment": experiment,
+            "name": name,
+            "description": description,
+            "tags": tags,
+            "run_id": run_id,
+        },
     )
     if isinstance(backend, str) or backend is None:
         assert spec_text is not None
@@ -99,7 +104,9 @@ def start_run(
     return _start(store, origin, options, writer or WriterOptions())
 
 
-def _start(backend: Backend, origin: str, options: dict[str, Any], writer_options: WriterOptions) -> TrackedRun:
+def _start(
+    backend: Backend, origin: str, options: dict[str, Any], writer_options: WriterOptions
+) -> TrackedRun:
     experiment = options.get("experiment")
     name = options.get("name")
     description = options.get("description")
@@ -154,7 +161,11 @@ def _start(backend: Backend, origin: str, options: dict[str, Any], writer_option
 
 def open_run(run_id: str, backend: str | Backend | None = None, **backend_options: Any) -> RunView:
     """Open a stored run for reading."""
-    store = backend if not isinstance(backend, (str, type(None))) else get_backend(backend, **backend_options)
+    store = (
+        backend
+        if not isinstance(backend, (str, type(None)))
+        else get_backend(backend, **backend_options)
+    )
     return RunView(store.read_run(run_id))
 
 

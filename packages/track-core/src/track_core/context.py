@@ -24,13 +24,15 @@ class Context(Mapping[str, ContextValue]):
     sequence: every API that takes a context accepts either.
     """
 
-    __slots__ = ("_data", "_key", "_hash")
+    __slots__ = ("_data", "_hash", "_key")
 
     _data: dict[str, ContextValue]
     _key: tuple[tuple[str, str, ContextValue], ...]
     _hash: int
 
-    def __init__(self, items: Mapping[str, ContextValue] | None = None, /, **kwargs: ContextValue) -> None:
+    def __init__(
+        self, items: Mapping[str, ContextValue] | None = None, /, **kwargs: ContextValue
+    ) -> None:
         data: dict[str, ContextValue] = {}
         if items is not None:
             if not isinstance(items, Mapping):

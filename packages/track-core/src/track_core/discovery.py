@@ -60,7 +60,9 @@ class BackendString:
         try:
             options = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)))
         except ValueError as error:
-            raise ValueError(f"cannot read the options of backend string {text!r}: {error}") from None
+            raise ValueError(
+                f"cannot read the options of backend string {text!r}: {error}"
+            ) from None
         return cls(name.strip().lower(), location if colon and location else None, options)
 
 
@@ -77,7 +79,9 @@ def _not_found(name: str) -> BackendNotFoundError:
         hint = f" Install it with: pip install {KNOWN_PACKAGES[name]}."
     else:
         hint = " A backend registers itself under the entry-point group 'track.backends'."
-    return BackendNotFoundError(f"no track backend named {name!r} is installed (installed: {listing}).{hint}")
+    return BackendNotFoundError(
+        f"no track backend named {name!r} is installed (installed: {listing}).{hint}"
+    )
 
 
 def load_factory(name: str) -> BackendFactory:
@@ -86,7 +90,9 @@ def load_factory(name: str) -> BackendFactory:
         raise _not_found(name)
     factory = entry_point.load()
     if not callable(factory):
-        raise TypeError(f"the entry point {entry_point.value!r} of backend {name!r} is not callable")
+        raise TypeError(
+            f"the entry point {entry_point.value!r} of backend {name!r} is not callable"
+        )
     return factory  # type: ignore[no-any-return]
 
 
@@ -122,4 +128,6 @@ def get_backend(spec: str | None = None, **options: Any) -> Backend:
 
 
 #: Keys of a backend string that describe the run, not the backend.
-RUN_OPTIONS = frozenset({"experiment", "name", "run_name", "description", "tags", "run_id", "resume"})
+RUN_OPTIONS = frozenset(
+    {"experiment", "name", "run_name", "description", "tags", "run_id", "resume"}
+)

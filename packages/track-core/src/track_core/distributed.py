@@ -33,7 +33,9 @@ def _from_environment(names: tuple[str, ...], default: int) -> int:
             try:
                 return int(value)
             except ValueError:
-                raise ValueError(f"the environment variable {name}={value!r} is not an integer") from None
+                raise ValueError(
+                    f"the environment variable {name}={value!r} is not an integer"
+                ) from None
     return default
 
 

@@ -198,7 +198,9 @@ class MemoryRunReader:
         with self._store.lock:
             stored = self._run.sequences.get((name, Context.of(context)))
             if stored is None:
-                raise KeyError(f"run {self._run.id} has no sequence {name!r} in context {dict(context)}")
+                raise KeyError(
+                    f"run {self._run.id} has no sequence {name!r} in context {dict(context)}"
+                )
             return [stored.points[step] for step in sorted(stored.points)]
 
     def artifacts(self) -> Sequence[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from collections.abc import Sequence as SequenceABC
 from types import TracebackType
 
 from track_core.context import ContextLike
@@ -64,7 +65,7 @@ class NoOpRun:
     def log_artifact(self, path: str, name: str | None = None) -> None:
         pass
 
-    def sequences(self) -> list[Sequence]:
+    def sequences(self) -> SequenceABC[Sequence]:
         return []
 
     def sequence(self, name: str, context: ContextLike = None) -> Sequence:
@@ -73,7 +74,9 @@ class NoOpRun:
     def flush(self, timeout: float | None = None) -> bool:
         return True
 
-    def close(self, status: Status = Status.FINISHED, error: BaseException | str | None = None) -> None:
+    def close(
+        self, status: Status = Status.FINISHED, error: BaseException | str | None = None
+    ) -> None:
         self._status = status
 
     def __enter__(self) -> NoOpRun:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import enum
+import importlib
 import math
 import os
 from collections.abc import Mapping
@@ -37,13 +38,13 @@ def to_params(value: object, path: str = "params") -> Param:
         if hasattr(value, "item"):
             return to_params(value.item(), path)
     if module.startswith("omegaconf"):
-        from omegaconf import OmegaConf
-
-        return to_params(OmegaConf.to_container(value, resolve=True, throw_on_missing=False), path)  # type: ignore[arg-type]
+        omegaconf: Any = importlib.import_module("omegaconf")
+        container = omegaconf.OmegaConf.to_container(value, resolve=True, throw_on_missing=False)
+        return to_params(container, path)
     if isinstance(value, enum.Enum):
         return to_params(value.value, path)
     if isinstance(value, os.PathLike):
-        return os.fspath(value)  # type: ignore[return-value]
+        return str(os.fspath(value))
     if isinstance(value, Mapping):
         return _mapping(value, path)
     if isinstance(value, (list, tuple)):
@@ -56,7 +57,8 @@ def to_params(value: object, path: str = "params") -> Param:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return _mapping({f.name: getattr(value, f.name) for f in dataclasses.fields(value)}, path)
     if attrs.has(type(value)):
-        return _mapping({a.name: getattr(value, a.name) for a in attrs.fields(type(value))}, path)
+        fields = attrs.fields(type(value))  # type: ignore[arg-type]
+        return _mapping({a.name: getattr(value, a.name) for a in fields}, path)
     model_dump = getattr(value, "model_dump", None)
     if callable(model_dump) and hasattr(type(value), "model_fields"):  # pydantic v2
         return _mapping(model_dump(), path)

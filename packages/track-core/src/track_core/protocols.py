@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from collections.abc import Sequence as SequenceABC
 from types import TracebackType
-from typing import Protocol, runtime_checkable
+from typing import Protocol, Self, runtime_checkable
 
 from track_core.backend import Point
 from track_core.context import Context, ContextLike
@@ -101,7 +101,7 @@ class Run(Protocol):
         """Store a local file with the run, under ``name`` (default: the file's name)."""
         ...
 
-    def sequences(self) -> list[Sequence]: ...
+    def sequences(self) -> SequenceABC[Sequence]: ...
 
     def sequence(self, name: str, context: ContextLike = None) -> Sequence:
         """One sequence; KeyError if the run has none of that name and context."""
@@ -111,11 +111,13 @@ class Run(Protocol):
         """Wait until everything tracked so far is stored; False if the timeout ran out."""
         ...
 
-    def close(self, status: Status = Status.FINISHED, error: BaseException | str | None = None) -> None:
+    def close(
+        self, status: Status = Status.FINISHED, error: BaseException | str | None = None
+    ) -> None:
         """End the run. Idempotent. ``error`` is recorded with a FAILED status."""
         ...
 
-    def __enter__(self) -> Run: ...
+    def __enter__(self) -> Self: ...
 
     def __exit__(
         self,
@@ -123,4 +125,3 @@ class Run(Protocol):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None: ...
-

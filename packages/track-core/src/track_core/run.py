@@ -287,7 +287,9 @@ class TrackedRun:
         check_label(artifact_name, "an artifact name")
         parts = Path(artifact_name).parts
         if Path(artifact_name).is_absolute() or ".." in parts:
-            raise ValueError(f"an artifact name must be a relative path without '..': {artifact_name!r}")
+            raise ValueError(
+                f"an artifact name must be a relative path without '..': {artifact_name!r}"
+            )
         with self._lock:
             self._check_open()
             self._writer.put(Operation("log_artifact", (str(local.resolve()), artifact_name)))

@@ -103,5 +103,7 @@ def read_spool(path: Path) -> tuple[SpoolHeader, Iterator[list[Any]]]:
     except StopIteration:
         raise ValueError(f"{path} is empty or not a track spool file") from None
     if header.version != FORMAT_VERSION:
-        raise ValueError(f"{path} has spool format {header.version}; this track reads {FORMAT_VERSION}")
+        raise ValueError(
+            f"{path} has spool format {header.version}; this track reads {FORMAT_VERSION}"
+        )
     return header, frames

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import enum
 import io
+import itertools
 import math
 import numbers
 import os
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, Union, cast
 
 import attrs
 
@@ -114,20 +115,20 @@ def _array_to_uint8(array: Any) -> Any:
 def _to_pil(data: object) -> PILImage:
     pil_image = _pil()
     if isinstance(data, pil_image.Image):
-        return data
+        return data  # type: ignore[no-any-return]
     if isinstance(data, (str, os.PathLike)):
         path = os.fspath(data)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"image file not found: {path}")
         with pil_image.open(path) as opened:
             opened.load()
-            return opened.copy()
+            return opened.copy()  # type: ignore[no-any-return]
     module = _module_of(data)
     if module.startswith("torch"):
         data = data.detach().cpu().numpy()  # type: ignore[attr-defined]
         module = "numpy"
     if module.startswith("numpy"):
-        return pil_image.fromarray(_array_to_uint8(data))
+        return pil_image.fromarray(_array_to_uint8(data))  # type: ignore[no-any-return]
     raise TypeError(
         f"cannot make an image from {type(data).__name__}: give a numpy array (HW, HWC or CHW; "
         "uint8, or float in [0, 1]), a PIL image, a torch tensor or a file path"
@@ -152,7 +153,9 @@ class Image:
             picture = picture.convert("RGBA" if "A" in picture.getbands() else "RGB")
         buffer = io.BytesIO()
         picture.save(buffer, format="PNG")
-        self.__attrs_init__(buffer.getvalue(), picture.width, picture.height, picture.mode, caption or "")
+        self.__attrs_init__(
+            buffer.getvalue(), picture.width, picture.height, picture.mode, caption or ""
+        )
 
     @classmethod
     def from_png(cls, png: bytes, caption: str | None = None) -> Image:
@@ -162,11 +165,11 @@ class Image:
     def to_pil(self) -> PILImage:
         picture = _pil().open(io.BytesIO(self.png))
         picture.load()
-        return picture  # type: ignore[no-any-return]
+        return cast("PILImage", picture)
 
     def pixels(self) -> bytes:
         """The decoded pixel bytes: equal images have equal pixels, whatever encoder wrote them."""
-        return self.to_pil().tobytes()  # type: ignore[no-any-return]
+        return bytes(self.to_pil().tobytes())
 
 
 def _check_text(instance: object, attribute: attrs.Attribute[str], value: object) -> None:
@@ -193,7 +196,9 @@ def _floats(values: Iterable[object], what: str) -> tuple[float, ...]:
     return tuple(result)
 
 
-def _histogram(samples: tuple[float, ...], bins: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def _histogram(
+    samples: tuple[float, ...], bins: int
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
     if not samples:
         raise ValueError("a Distribution needs at least one sample")
     low, high = min(samples), max(samples)
@@ -204,7 +209,7 @@ def _histogram(samples: tuple[float, ...], bins: int) -> tuple[tuple[float, ...]
     for sample in samples:
         index = min(int((sample - low) / width), bins - 1)
         counts[index] += 1.0
-    edges = tuple(low + width * i for i in range(bins)) + (high,)
+    edges = (*(low + width * i for i in range(bins)), high)
     return edges, tuple(counts)
 
 
@@ -264,7 +269,7 @@ class Distribution:
                 )
             if not heights:
                 raise ValueError("a Distribution needs at least one bin")
-            if any(b <= a for a, b in zip(edges, edges[1:])):
+            if any(b <= a for a, b in itertools.pairwise(edges)):
                 raise ValueError("a Distribution's bin_edges must be strictly increasing")
             if any(c < 0 for c in heights):
                 raise ValueError("a Distribution's counts must not be negative")
@@ -281,7 +286,7 @@ class Distribution:
         width = (high - low) / len(self.counts)
         return all(
             math.isclose(b - a, width, rel_tol=1e-6, abs_tol=1e-12)
-            for a, b in zip(self.bin_edges, self.bin_edges[1:])
+            for a, b in itertools.pairwise(self.bin_edges)
         )
 
 

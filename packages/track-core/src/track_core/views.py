@@ -105,7 +105,7 @@ class RunView:
     def artifact_bytes(self, name: str) -> bytes:
         return self._reader.artifact_bytes(name)
 
-    def sequences(self) -> list[SequenceView]:  # type: ignore[override]
+    def sequences(self) -> list[SequenceView]:
         return sequence_views(self._reader)
 
     def sequence(self, name: str, context: ContextLike = None) -> SequenceView:
@@ -128,7 +128,9 @@ class RunView:
     def flush(self, timeout: float | None = None) -> bool:
         return True
 
-    def close(self, status: Status = Status.FINISHED, error: BaseException | str | None = None) -> None:
+    def close(
+        self, status: Status = Status.FINISHED, error: BaseException | str | None = None
+    ) -> None:
         return None
 
     def __enter__(self) -> RunView:

@@ -206,7 +206,8 @@ class SpacyRunLogger:
     _viz_docs: list[Doc] = attrs.Factory(list)
     _svg_to_png: render.SvgToPng | None = None
     _step: int = -1
-    _epoch: int | None = None
+    _epoch: int | None = None  # of the last evaluation
+    _eval_step: int | None = None
     _last_eval: tuple[float, int] | None = None
     _started: float = attrs.Factory(time.perf_counter)
     _rendered_step: int | None = None
@@ -288,7 +289,7 @@ class SpacyRunLogger:
                 self._render(self._step, None)
             return
         step, epoch = int(info["step"]), int(info["epoch"])
-        self._step, self._epoch = step, epoch
+        self._step, self._epoch, self._eval_step = step, epoch, step
         if not self._tracking:
             return
         try:
@@ -403,7 +404,9 @@ class SpacyRunLogger:
     def _finish(self, error: BaseException | None) -> None:
         if self._tracking:
             if self._viz_docs and self._step >= 0:
-                self._render(self._step, None)  # once more, unless this step has been rendered
+                # Once more, unless this step has been rendered already.
+                epoch = self._epoch if self._eval_step == self._step else None
+                self._render(self._step, epoch)
             if self._options.log_best_dir or self._options.log_latest_dir:
                 self._log_models(self._step)
         if error is None:

@@ -52,7 +52,10 @@ PARAMS: dict[str, Any] = {
     "empty_text": "",
     "layers": [64, 32, 16],
     "mixed": [1, "two", 3.0, None, True],
-    "nested": {"optimizer": {"name": "adam", "betas": [0.9, 0.999]}, "deep": {"a": {"b": {"c": 1}}}},
+    "nested": {
+        "optimizer": {"name": "adam", "betas": [0.9, 0.999]},
+        "deep": {"a": {"b": {"c": 1}}},
+    },
     "list_of_dicts": [{"a": 1}, {"b": [2, 3]}],
     "empty_dict": {},
     "empty_list": [],
@@ -60,8 +63,21 @@ PARAMS: dict[str, Any] = {
 
 #: Scalars that must come back exactly: ints as numbers, NaN as NaN, infinities as infinities.
 SCALARS: list[float | int] = [
-    0, 1, -1, 0.5, -2.25, 1e-300, 1e300, 2**53, -(2**53), 123456789, 3.141592653589793,
-    float("nan"), float("inf"), float("-inf"), 7,
+    0,
+    1,
+    -1,
+    0.5,
+    -2.25,
+    1e-300,
+    1e300,
+    2**53,
+    -(2**53),
+    123456789,
+    3.141592653589793,
+    float("nan"),
+    float("inf"),
+    float("-inf"),
+    7,
 ]
 
 
@@ -157,11 +173,13 @@ class BackendConformance:
             assert reader.params["hparams"] == {"lr": 0.2, "layers": [1, 2]}, origin
 
     # -- scalar sequences ------------------------------------------------------------------
-    def test_scalars_round_trip_exactly(self, backend: Backend, storage_reader: StorageReader) -> None:
+    def test_scalars_round_trip_exactly(
+        self, backend: Backend, storage_reader: StorageReader
+    ) -> None:
         steps = [0, 1, 2, 5, 9, 10, 11, 20, 50, 99, 100, 101, 500, 1000, 10_000]
         windows = []
         with self.start(backend) as run:
-            for index, (step, value) in enumerate(zip(steps, SCALARS)):
+            for index, (step, value) in enumerate(zip(steps, SCALARS, strict=True)):
                 before = time.time()
                 run.track(value, "metric", step=step, epoch=index // 4)
                 windows.append((before, time.time()))
@@ -170,9 +188,9 @@ class BackendConformance:
             points = list(reader.points("metric", Context()))
             assert [p.step for p in points] == steps, origin
             assert [p.epoch for p in points] == [i // 4 for i in range(len(steps))], origin
-            for point, expected in zip(points, SCALARS):
+            for point, expected in zip(points, SCALARS, strict=True):
                 assert _same_scalar(point.value, expected), (origin, point, expected)
-            for point, (before, after) in zip(points, windows):
+            for point, (before, after) in zip(points, windows, strict=True):
                 tolerance = self.timestamp_tolerance
                 assert before - tolerance <= point.timestamp <= after + tolerance, (origin, point)
 
@@ -190,7 +208,9 @@ class BackendConformance:
             stamps = [p.timestamp for p in points]
             assert stamps == sorted(stamps), origin
 
-    def test_step_none_counts_per_sequence(self, backend: Backend, storage_reader: StorageReader) -> None:
+    def test_step_none_counts_per_sequence(
+        self, backend: Backend, storage_reader: StorageReader
+    ) -> None:
         with self.start(backend) as run:
             for value in range(3):
                 run.track(value, "a")
@@ -204,7 +224,9 @@ class BackendConformance:
             assert [p.step for p in reader.points("b", Context())] == [0, 1, 2], origin
             assert [p.step for p in reader.points("a", Context(subset="val"))] == [0], origin
 
-    def test_contexts_keep_sequences_apart(self, backend: Backend, storage_reader: StorageReader) -> None:
+    def test_contexts_keep_sequences_apart(
+        self, backend: Backend, storage_reader: StorageReader
+    ) -> None:
         contexts: list[Mapping[str, Any]] = [
             {},
             {"subset": "train"},
@@ -249,7 +271,7 @@ class BackendConformance:
             assert [p.step for p in shared] == list(range(threads * per_thread)), origin
             counts = {index: 0 for index in range(threads)}
             for point in shared:
-                counts[int(point.value)] += 1  # type: ignore[call-overload]
+                counts[int(point.value)] += 1  # type: ignore[arg-type]
             assert counts == {index: per_thread for index in range(threads)}, origin
 
     # -- other value kinds -----------------------------------------------------------------
@@ -260,7 +282,11 @@ class BackendConformance:
         rgb = numpy.zeros((8, 12, 3), dtype=numpy.uint8)
         rgb[2:5, 3:9] = (255, 128, 0)
         gray = numpy.linspace(0.0, 1.0, 48).reshape(6, 8)
-        images = [Image(rgb, caption="a box"), Image(gray), Image(rgb.transpose(2, 0, 1), caption="chw")]
+        images = [
+            Image(rgb, caption="a box"),
+            Image(gray),
+            Image(rgb.transpose(2, 0, 1), caption="chw"),
+        ]
         with self.start(backend) as run:
             for step, image in enumerate(images):
                 run.track(image, "samples", step=step, context={"subset": "val"})
@@ -269,16 +295,24 @@ class BackendConformance:
             assert self.sequence_map(reader) == {key: ValueKind.IMAGE}, origin
             points = list(reader.points(*key))
             assert [p.step for p in points] == [0, 1, 2], origin
-            for point, image in zip(points, images):
+            for point, image in zip(points, images, strict=True):
                 assert isinstance(point.value, Image), origin
-                assert (point.value.width, point.value.height) == (image.width, image.height), origin
+                assert (point.value.width, point.value.height) == (image.width, image.height), (
+                    origin
+                )
                 assert point.value.caption == image.caption, origin
                 got = point.value.to_pil().convert(image.mode).tobytes()
                 assert got == image.pixels(), origin
 
     def test_texts_round_trip(self, backend: Backend, storage_reader: StorageReader) -> None:
         self.require(backend, Capability.TEXTS)
-        texts = ["plain", "", "ünïcödé ✓\nsecond line", "<svg><text>markup</text></svg>", "x" * 10_000]
+        texts = [
+            "plain",
+            "",
+            "ünïcödé ✓\nsecond line",
+            "<svg><text>markup</text></svg>",
+            "x" * 10_000,
+        ]
         with self.start(backend) as run:
             for step, text in enumerate(texts):
                 run.track(Text(text), "notes", step=step)
@@ -286,7 +320,9 @@ class BackendConformance:
             points = list(reader.points("notes", Context()))
             assert [p.value for p in points] == [Text(t) for t in texts], origin
 
-    def test_distributions_round_trip(self, backend: Backend, storage_reader: StorageReader) -> None:
+    def test_distributions_round_trip(
+        self, backend: Backend, storage_reader: StorageReader
+    ) -> None:
         self.require(backend, Capability.DISTRIBUTIONS)
         precomputed = Distribution(bin_edges=[0.0, 0.5, 1.0, 1.5, 2.0], counts=[1, 0, 7, 2])
         from_samples = Distribution([0.1, 0.2, 0.2, 0.9, 1.5, -1.0], bins=4)
@@ -296,12 +332,12 @@ class BackendConformance:
         for origin, reader in self.readers(backend, storage_reader, run.id):
             points = list(reader.points("weights", Context()))
             assert [p.step for p in points] == [0, 1], origin
-            for point, expected in zip(points, [precomputed, from_samples]):
+            for point, expected in zip(points, [precomputed, from_samples], strict=True):
                 got = point.value
                 assert isinstance(got, Distribution), origin
                 assert list(got.counts) == list(expected.counts), origin
                 assert len(got.bin_edges) == len(expected.bin_edges), origin
-                for a, b in zip(got.bin_edges, expected.bin_edges):
+                for a, b in zip(got.bin_edges, expected.bin_edges, strict=True):
                     assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12), origin
 
     def test_a_sequence_holds_one_kind(self, backend: Backend) -> None:
@@ -326,7 +362,7 @@ class BackendConformance:
         with self.start(backend) as run:
             run.log_artifact(weights, "model/weights.bin")
             run.log_artifact(config)
-            with pytest.raises(FileNotFoundError, match="missing.txt"):
+            with pytest.raises(FileNotFoundError, match="missing\\.txt"):
                 run.log_artifact(tmp_path / "missing.txt")
         for origin, reader in self.readers(backend, storage_reader, run.id):
             assert sorted(reader.artifacts()) == ["config.yaml", "model/weights.bin"], origin
@@ -338,7 +374,10 @@ class BackendConformance:
         self, backend: Backend, storage_reader: StorageReader
     ) -> None:
         with self.start(
-            backend, experiment="conformance", name="first name", description="about it",
+            backend,
+            experiment="conformance",
+            name="first name",
+            description="about it",
             tags=["a", "b"],
         ) as run:
             run.set_name("second name")
@@ -351,7 +390,9 @@ class BackendConformance:
             assert reader.description == "what it is about", origin
             assert reader.tags == frozenset({"b", "c"}), origin
 
-    def test_status_finished_failed_killed(self, backend: Backend, storage_reader: StorageReader) -> None:
+    def test_status_finished_failed_killed(
+        self, backend: Backend, storage_reader: StorageReader
+    ) -> None:
         with self.start(backend) as finished:
             finished.track(1, "x")
         with pytest.raises(ZeroDivisionError):
@@ -361,9 +402,15 @@ class BackendConformance:
         killed = self.start(backend)
         killed.close(Status.KILLED)
         assert (finished.status, failed.status, killed.status) == (
-            Status.FINISHED, Status.FAILED, Status.KILLED,
+            Status.FINISHED,
+            Status.FAILED,
+            Status.KILLED,
         )
-        for run, status in ((finished, Status.FINISHED), (failed, Status.FAILED), (killed, Status.KILLED)):
+        for run, status in (
+            (finished, Status.FINISHED),
+            (failed, Status.FAILED),
+            (killed, Status.KILLED),
+        ):
             for origin, reader in self.readers(backend, storage_reader, run.id):
                 assert reader.status is status, (origin, run.id)
         for origin, reader in self.readers(backend, storage_reader, failed.id):
@@ -428,7 +475,7 @@ class BackendConformance:
             (TypeError, lambda r: r.track(1.0, "x", step=1.5)),  # type: ignore[arg-type]
             (ValueError, lambda r: r.track(1.0, "x", epoch=-2)),
             (TypeError, lambda r: r.__setitem__("hparams", {"model": object()})),
-            (TypeError, lambda r: r.__setitem__(3, 1)),  # type: ignore[arg-type]
+            (TypeError, lambda r: r.__setitem__(3, 1)),  # type: ignore[index]
             (ValueError, lambda r: r.add_tag("")),
         ]
         with self.start(backend) as run:
@@ -455,4 +502,3 @@ class BackendConformance:
             run.track(1.0, "x")
         with pytest.raises(track.RunClosedError):
             run["late"] = 1
-

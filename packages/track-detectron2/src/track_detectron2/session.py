@@ -1,0 +1,246 @@
+"""One tracked training: the run, the storage reader, the end (artifacts and status).
+
+Shared by ``TrackHook`` and ``TrackWriter``. Only the main process (Detectron2's
+``comm.is_main_process()``, rank 0) opens a run; on every other rank a session is inactive and
+each of its methods returns at once.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import track_core as track
+
+from track_detectron2.names import NameMapper
+from track_detectron2.settings import UPLOAD_WORDS, TrackSettings
+from track_detectron2.storage import StorageReader
+
+logger = logging.getLogger(__name__)
+
+PARAMS_KEY = "config"
+
+
+def is_main_process() -> bool:
+    """Detectron2's notion (rank 0 of ``torch.distributed``, or not distributed)."""
+    try:
+        from detectron2.utils import comm
+    except ImportError:  # pragma: no cover - detectron2 is there whenever this is used
+        return track.distributed.is_main_process()
+    return bool(comm.is_main_process())
+
+
+def _dotted_name(value: Any) -> str:
+    module = getattr(value, "__module__", None)
+    qualname = getattr(value, "__qualname__", None) or getattr(value, "__name__", None)
+    if module and qualname:
+        return f"{module}.{qualname}"
+    return repr(value)
+
+
+def _sanitize(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, Mapping):
+        return {str(key): _sanitize(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_sanitize(item) for item in value]
+    if isinstance(value, type) or (callable(value) and hasattr(value, "__qualname__")):
+        return _dotted_name(value)  # LazyCall targets: "torch.optim.SGD"
+    try:
+        return track.to_params(value)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def config_to_params(cfg: Any) -> Any:
+    """A Detectron2 config as plain nested data.
+
+    yacs ``CfgNode`` (a dict) as nested dicts, tuples as lists; LazyConfig / OmegaConf resolved
+    (``OmegaConf.to_container(resolve=True)``) with ``LazyCall`` targets and other callables as
+    their dotted names; anything else through ``track_core.to_params`` (dataclasses, attrs,
+    Namespace, ...), unknown objects as their ``repr``.
+    """
+    module = type(cfg).__module__ or ""
+    if module.startswith("omegaconf"):
+        from omegaconf import OmegaConf
+
+        cfg = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    elif not isinstance(cfg, (Mapping, list, tuple)):
+        try:
+            return track.to_params(cfg)
+        except (TypeError, ValueError):
+            pass
+    return _sanitize(cfg)
+
+
+def dump_config(cfg: Any, path: Path) -> Path | None:
+    """Write ``cfg`` as YAML the way Detectron2 does (``cfg.dump()`` / ``LazyConfig.save``)."""
+    try:
+        dump = getattr(cfg, "dump", None)
+        if callable(dump) and hasattr(cfg, "merge_from_file"):  # yacs CfgNode
+            path.write_text(dump())
+            return path
+        if (type(cfg).__module__ or "").startswith("omegaconf"):
+            from detectron2.config import LazyConfig
+
+            LazyConfig.save(cfg, str(path))
+            if path.is_file():
+                return path
+        import yaml
+
+        path.write_text(yaml.safe_dump(config_to_params(cfg), sort_keys=False))
+        return path
+    except Exception as error:
+        logger.warning("track-detectron2: could not dump the config as YAML: %s", error)
+        return None
+
+
+def outcome(completed: bool | None) -> tuple[track.Status, BaseException | str | None]:
+    """The run status at the end of training, from inside ``after_train`` / ``close``.
+
+    Detectron2 v0.6's ``TrainerBase.train`` calls ``after_train`` from a ``finally`` clause after
+    ``except Exception: logger.exception(...); raise``: while that ``finally`` runs because of an
+    exception, ``sys.exc_info()`` returns it (checked on CPython 3.11). ``completed`` is
+    ``trainer.iter >= trainer.max_iter`` where known (the loop ends with ``iter == max_iter`` only
+    on success), which also covers a ``train()`` called while an outer exception is handled.
+    """
+    error = sys.exc_info()[1]
+    if completed is True:
+        return track.Status.FINISHED, None
+    if isinstance(error, KeyboardInterrupt):
+        return track.Status.KILLED, error
+    if error is not None:
+        return track.Status.FAILED, error
+    if completed is False:
+        return track.Status.FAILED, "training stopped before reaching max_iter"
+    return track.Status.FINISHED, None
+
+
+@attrs.define
+class Session:
+    """The tracking state of one training (on the main process)."""
+
+    settings: TrackSettings
+    config: Any = None
+    given_run: Any = None
+    run: Any = attrs.field(default=None, init=False)
+    active: bool = attrs.field(default=False, init=False)
+    last_iteration: int | None = attrs.field(default=None, init=False)
+    final_status: track.Status | None = attrs.field(default=None, init=False)
+    final_error: str | None = attrs.field(default=None, init=False)
+    _reader: StorageReader | None = attrs.field(default=None, init=False)
+
+    def start(self) -> Any:
+        """Open the run (main process only); return it, or None on other ranks."""
+        settings = self.settings
+        enabled = settings.enabled
+        if enabled is False or not is_main_process():
+            self.active = False
+            return None
+        if self.given_run is not None:
+            self.run = self.given_run
+        else:
+            self.run = track.start_run(
+                settings.backend,
+                experiment=settings.experiment,
+                name=settings.run_name,
+                description=settings.description,
+                tags=settings.tags or None,
+                run_id=settings.run_id,
+                enabled=enabled,
+            )
+        if isinstance(self.run, track.NoOpRun):
+            self.active = False
+            return self.run
+        self.active = True
+        self._reader = StorageReader(
+            NameMapper.create(settings.eval_tasks, default_dataset=_single_test_dataset(self.config)),
+            window_size=settings.window_size,
+            log_images=settings.log_images,
+            log_histograms=settings.log_histograms,
+        )
+        if self.config is not None:
+            try:
+                self.run[PARAMS_KEY] = config_to_params(self.config)
+            except Exception as error:
+                logger.warning("track-detectron2: could not store the config as params: %s", error)
+        return self.run
+
+    def attach(self, storage: Any) -> None:
+        if self.active and self._reader is not None:
+            self._reader.attach(storage, self.run)
+
+    def write(self, storage: Any) -> None:
+        if not self.active or self._reader is None:
+            return
+        self._reader.write(self.run, storage)
+        self.last_iteration = int(storage.iter)
+
+    def finish(self, storage: Any | None, completed: bool | None) -> None:
+        """Last read, artifacts, status. Called from ``after_train`` / ``close``."""
+        if not self.active:
+            return
+        status, error = outcome(completed)
+        tmp = Path(tempfile.mkdtemp(prefix="track-detectron2-"))
+        try:
+            if storage is not None and self._reader is not None:
+                try:
+                    self.write(storage)
+                finally:
+                    self._reader.detach()
+            self._upload(tmp)
+            self.final_status = status
+            self.final_error = None if error is None else str(error)
+            if self.given_run is None:
+                self.run.close(status, error=error)
+            else:
+                self.run.flush()
+        finally:
+            self.active = False
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _upload(self, tmp: Path) -> None:
+        output_dir = self.settings.output_dir
+        for item in self.settings.upload:
+            try:
+                for path, name in self._files_for(item, output_dir, tmp):
+                    self.run.log_artifact(str(path), name=name)
+            except Exception as error:
+                logger.warning("track-detectron2: could not upload %r: %s", item, error)
+
+    def _files_for(self, item: str, output_dir: str | None, tmp: Path) -> list[tuple[Path, str]]:
+        if item == "config":
+            if self.config is None:
+                return []
+            dumped = dump_config(self.config, tmp / "config.yaml")
+            return [(dumped, "config.yaml")] if dumped is not None else []
+        if output_dir is None:
+            return []
+        root = Path(output_dir)
+        if item in UPLOAD_WORDS:
+            file = {"metrics": "metrics.json", "log": "log.txt", "model": "model_final.pth"}[item]
+            path = root / file
+            return [(path, file)] if path.is_file() else []
+        found = sorted(glob.glob(os.path.join(glob.escape(str(root)), item), recursive=True))
+        return [(Path(p), Path(p).relative_to(root).as_posix()) for p in found if os.path.isfile(p)]
+
+
+def _single_test_dataset(cfg: Any) -> str | None:
+    try:
+        datasets = cfg.DATASETS.TEST
+    except Exception:
+        return None
+    if isinstance(datasets, str):
+        return datasets
+    if isinstance(datasets, (list, tuple)) and len(datasets) == 1:
+        return str(datasets[0])
+    return None

@@ -1,0 +1,212 @@
+"""Settings: the ``TRACK`` node of a Detectron2 config, and the same settings as keywords.
+
+yacs configs (``get_cfg()``) get an upper-case ``cfg.TRACK`` node, LazyConfig (OmegaConf) configs
+a lower-case ``cfg.track`` node, with the same settings. A keyword argument given to
+``TrackHook`` / ``TrackWriter`` wins over the config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+
+#: Evaluation tasks whose results Detectron2 flattens to ``<task>/<metric>`` (or
+#: ``<dataset>/<task>/<metric>`` with several test sets): COCO/LVIS/Pascal (bbox, segm,
+#: keypoints, box_proposals), semantic and panoptic segmentation, Cityscapes.
+DEFAULT_EVAL_TASKS: tuple[str, ...] = (
+    "bbox",
+    "segm",
+    "keypoints",
+    "box_proposals",
+    "sem_seg",
+    "panoptic_seg",
+)
+
+#: What is uploaded at the end by default. ``"model"`` (the final checkpoint) is opt-in.
+DEFAULT_UPLOAD: tuple[str, ...] = ("config", "metrics", "log")
+
+#: The words ``UPLOAD`` understands; any other entry is a glob relative to the output directory.
+UPLOAD_WORDS = frozenset({"config", "metrics", "log", "model"})
+
+
+def _str_or_none(value: object) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _str_tuple(value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    if isinstance(value, Iterable):
+        return tuple(str(item) for item in value)
+    raise TypeError(f"expected a list of str, got {type(value).__name__}: {value!r}")
+
+
+def _positive_int(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{attribute.name} must be an int >= 1, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class TrackSettings:
+    """Everything the hook and the writer can be told.
+
+    ``backend``: a backend string (``"aim"``, ``"aim:/path"``, ``"mlflow:sqlite:///mlflow.db"``,
+    ``"memory"``) or a Backend object; None means ``$TRACK_BACKEND``.
+    ``experiment``, ``run_name``, ``description``, ``tags``, ``run_id`` (resume a run): as in
+    ``track_core.start_run``. ``upload``: what to store at the end, words from ``config``,
+    ``metrics`` (metrics.json), ``log`` (log.txt), ``model`` (model_final.pth) and globs relative
+    to the output directory. ``write_period``: read the event storage every N iterations (values
+    are never lost between reads: each one is logged at the iteration it was recorded).
+    ``window_size``: median window for scalars put with ``smoothing_hint=True``, the same as
+    Detectron2's own writers (so values match metrics.json and TensorBoard); 1 logs raw values.
+    ``log_images`` / ``log_histograms``: track ``put_image`` / ``put_histogram`` data.
+    ``eval_tasks``: first parts of scalar names that mark evaluation results.
+    ``enabled``: None tracks on the main process only; False switches tracking off.
+    ``output_dir``: where metrics.json and log.txt are (default: ``cfg.OUTPUT_DIR`` or
+    ``cfg.train.output_dir``).
+    """
+
+    backend: Any = attrs.field(default=None)
+    experiment: str | None = attrs.field(default=None, converter=_str_or_none)
+    run_name: str | None = attrs.field(default=None, converter=_str_or_none)
+    description: str | None = attrs.field(default=None, converter=_str_or_none)
+    tags: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
+    run_id: str | None = attrs.field(default=None, converter=_str_or_none)
+    upload: tuple[str, ...] = attrs.field(default=DEFAULT_UPLOAD, converter=_str_tuple)
+    write_period: int = attrs.field(default=20, validator=_positive_int)
+    window_size: int = attrs.field(default=20, validator=_positive_int)
+    log_images: bool = attrs.field(default=True, converter=bool)
+    log_histograms: bool = attrs.field(default=True, converter=bool)
+    eval_tasks: tuple[str, ...] = attrs.field(default=DEFAULT_EVAL_TASKS, converter=_str_tuple)
+    enabled: bool | None = attrs.field(default=None)
+    output_dir: str | None = attrs.field(default=None, converter=_str_or_none)
+
+    @backend.validator
+    def _check_backend(self, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("backend must not be an empty string (use None for $TRACK_BACKEND)")
+
+    @classmethod
+    def from_config(cls, cfg: Any = None, **overrides: Any) -> TrackSettings:
+        """Settings from ``cfg.TRACK`` / ``cfg.track`` (if present), then keyword overrides."""
+        unknown = set(overrides) - {f.name for f in attrs.fields(cls)}
+        if unknown:
+            raise TypeError(f"unknown track-detectron2 settings: {sorted(unknown)}")
+        values: dict[str, Any] = {}
+        node = _track_node(cfg)
+        if node is not None:
+            for field in attrs.fields(cls):
+                for key in (field.name.upper(), field.name):
+                    if key in node:
+                        values[field.name] = _plain(node[key])
+                        break
+        if cfg is not None and values.get("output_dir") is None:
+            values["output_dir"] = output_dir_of(cfg)
+        if isinstance(values.get("backend"), str) and not values["backend"].strip():
+            values["backend"] = None
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        return cls(**values)
+
+
+def _plain(value: Any) -> Any:
+    module = type(value).__module__ or ""
+    if module.startswith("omegaconf"):
+        from omegaconf import OmegaConf
+
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
+def _track_node(cfg: Any) -> Mapping[str, Any] | None:
+    if cfg is None:
+        return None
+    for key in ("TRACK", "track"):
+        try:
+            node = cfg[key] if isinstance(cfg, Mapping) or hasattr(cfg, "__getitem__") else None
+        except (KeyError, AttributeError, TypeError):
+            node = None
+        except Exception:  # omegaconf raises its own ConfigKeyError (a KeyError) or others
+            node = None
+        if node is not None and hasattr(node, "keys"):
+            return node
+    return None
+
+
+def output_dir_of(cfg: Any) -> str | None:
+    """``cfg.OUTPUT_DIR`` (yacs) or ``cfg.train.output_dir`` (LazyConfig), if set."""
+    for getter in (lambda: cfg.OUTPUT_DIR, lambda: cfg.train.output_dir):
+        try:
+            value = getter()
+        except Exception:
+            continue
+        if value:
+            return str(value)
+    return None
+
+
+def add_track_config(cfg: Any) -> Any:
+    """Add the track settings node to a Detectron2 config, with defaults; returns ``cfg``.
+
+    yacs (``detectron2.config.get_cfg()``)::
+
+        cfg = get_cfg()
+        add_track_config(cfg)
+        cfg.merge_from_file(...)            # may now set TRACK.* keys
+        cfg.TRACK.BACKEND = "aim"           # or "mlflow:sqlite:///mlflow.db"; "" = $TRACK_BACKEND
+
+    LazyConfig (OmegaConf)::
+
+        cfg = LazyConfig.load("config.py")
+        add_track_config(cfg)
+        cfg.track.backend = "aim"
+
+    ``BACKEND``, ``EXPERIMENT``, ``RUN_NAME``, ``DESCRIPTION``, ``RUN_ID``: "" means unset.
+    ``TAGS``: list of str. ``UPLOAD``: ``["config", "metrics", "log"]`` by default; add
+    ``"model"`` for the final checkpoint, or globs relative to the output directory.
+    ``WRITE_PERIOD`` (20), ``WINDOW_SIZE`` (20), ``LOG_IMAGES`` (True), ``LOG_HISTOGRAMS`` (True),
+    ``EVAL_TASKS``: see ``TrackSettings``.
+    """
+    defaults: dict[str, Any] = {
+        "BACKEND": "",
+        "EXPERIMENT": "",
+        "RUN_NAME": "",
+        "DESCRIPTION": "",
+        "TAGS": [],
+        "RUN_ID": "",
+        "UPLOAD": list(DEFAULT_UPLOAD),
+        "WRITE_PERIOD": 20,
+        "WINDOW_SIZE": 20,
+        "LOG_IMAGES": True,
+        "LOG_HISTOGRAMS": True,
+        "EVAL_TASKS": list(DEFAULT_EVAL_TASKS),
+    }
+    module = type(cfg).__module__ or ""
+    if module.startswith("omegaconf"):
+        from omegaconf import OmegaConf, open_dict
+
+        with open_dict(cfg):
+            existing = cfg.get("track")
+            merged = {key.lower(): value for key, value in defaults.items()}
+            if existing is not None:
+                merged.update(OmegaConf.to_container(existing, resolve=False))  # type: ignore[arg-type]
+            cfg.track = merged
+        return cfg
+    from detectron2.config import CfgNode
+
+    node = CfgNode(defaults)
+    if "TRACK" in cfg:
+        node.merge_from_other_cfg(cfg.TRACK)
+    frozen = cfg.is_frozen()
+    if frozen:
+        cfg.defrost()
+    cfg.TRACK = node
+    if frozen:
+        cfg.freeze()
+    return cfg

@@ -1,0 +1,86 @@
+"""Backend locations: what the user wrote, what MLflow is given, what messages show."""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+from pathlib import Path
+
+import attrs
+
+DEFAULT_LOCATION = "sqlite:///mlflow.db"
+_REMOTE_SCHEMES = frozenset({"http", "https"})
+_PASSTHROUGH_SCHEMES = frozenset(
+    {"sqlite", "postgresql", "mysql", "mssql", "databricks", "file", "http", "https"}
+)
+
+
+@attrs.frozen
+class ResolvedLocation:
+    #: The tracking URI given to MLflow (credentials of http(s) URIs removed).
+    tracking_uri: str
+    #: The same, for messages: never holds a user name, password or token.
+    display: str
+    remote: bool
+    #: The directory next to a local sqlite database where new experiments keep artifacts.
+    local_artifact_root: Path | None
+    username: str | None = attrs.field(default=None, repr=False)
+    password: str | None = attrs.field(default=None, repr=False)
+
+
+def redact(uri: str) -> str:
+    """``uri`` with its user info and secret-looking query values replaced by ``***``."""
+    try:
+        parts = urllib.parse.urlsplit(uri)
+    except ValueError:
+        return "<unparsable URI>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    query = parts.query
+    if query:
+        pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
+        secret = ("token", "password", "secret", "key", "auth")
+        pairs = [(k, "***" if any(s in k.lower() for s in secret) else v) for k, v in pairs]
+        query = urllib.parse.urlencode(pairs, safe="*")
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def resolve_location(location: str | None) -> ResolvedLocation:
+    """Turn a backend location into an MLflow tracking URI.
+
+    ``None`` is ``sqlite:///mlflow.db`` in the working directory; a plain path ending in ``.db``
+    is that sqlite file; any other plain path is a directory holding ``mlflow.db``.
+    """
+    location = location or DEFAULT_LOCATION
+    scheme = location.split(":", 1)[0].lower() if ":" in location else ""
+    if scheme not in _PASSTHROUGH_SCHEMES:
+        path = Path(location).expanduser().absolute()
+        if path.suffix != ".db":
+            path = path / "mlflow.db"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        location = f"sqlite:///{path}"
+        scheme = "sqlite"
+    if scheme == "sqlite":
+        db_path = location[len("sqlite:///") :] if location.startswith("sqlite:///") else ""
+        root = Path(db_path).absolute().parent / "mlartifacts" if db_path else None
+        if root is not None:
+            root.parent.mkdir(parents=True, exist_ok=True)
+        return ResolvedLocation(location, redact(location), False, root)
+    if scheme == "file" and os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() not in (
+        "1",
+        "true",
+    ):
+        raise ValueError(
+            "MLflow's file store (file:...) is disabled in this MLflow version: use "
+            "'mlflow:sqlite:///path/mlflow.db', 'mlflow:./dir' or 'mlflow:http://host:port' "
+            "(or set MLFLOW_ALLOW_FILE_STORE=true)"
+        )
+    if scheme in _REMOTE_SCHEMES:
+        parts = urllib.parse.urlsplit(location)
+        username = urllib.parse.unquote(parts.username) if parts.username else None
+        password = urllib.parse.unquote(parts.password) if parts.password else None
+        netloc = parts.netloc.rsplit("@", 1)[-1]
+        clean = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+        return ResolvedLocation(clean, redact(clean), True, None, username, password)
+    return ResolvedLocation(location, redact(location), scheme == "databricks", None)
