@@ -9,7 +9,6 @@ from __future__ import annotations
 import random
 import subprocess
 import sys
-import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -43,8 +42,14 @@ def _doc(vocab: Any, rng: random.Random) -> Doc:
         heads = [1, 1, 1, 1, 1]
         deps = ["nsubj", "ROOT", "dobj", "npadvmod", "punct"]
         ents = ["B-PERSON", "O", "B-GPE", "O", "O"]
-    return Doc(vocab, words=words, spaces=[True, True, True, False, False], heads=heads,
-               deps=deps, ents=ents)
+    return Doc(
+        vocab,
+        words=words,
+        spaces=[True, True, True, False, False],
+        heads=heads,
+        deps=deps,
+        ents=ents,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -57,22 +62,30 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         DocBin(docs=[_doc(nlp.vocab, rng) for _ in range(count)]).to_disk(folder / f"{name}.spacy")
     base = folder / "base.cfg"
     subprocess.run(
-        [sys.executable, "-m", "spacy", "init", "config", str(base), "--lang", "en",
-         "--pipeline", "ner,parser", "--optimize", "efficiency", "--force"],
-        check=True, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "spacy",
+            "init",
+            "config",
+            str(base),
+            "--lang",
+            "en",
+            "--pipeline",
+            "ner,parser",
+            "--optimize",
+            "efficiency",
+            "--force",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return {"train": folder / "train.spacy", "dev": folder / "dev.spacy", "base": base}
 
 
-def unique_experiment(prefix: str = "spacy-test") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-WriteConfig = Callable[..., Path]
-
-
 @pytest.fixture
-def write_config(corpus: dict[str, Path], tmp_path: Path) -> WriteConfig:
+def write_config(corpus: dict[str, Path], tmp_path: Path) -> Callable[..., Path]:
     """Write a training config that uses ``track.Logger.v1`` with the given options."""
 
     def write(

@@ -15,7 +15,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def remove_keys(config: Mapping[str, Any], patterns: Iterable[str]) -> tuple[dict[str, Any], set[str]]:
+def remove_keys(
+    config: Mapping[str, Any], patterns: Iterable[str]
+) -> tuple[dict[str, Any], set[str]]:
     """A plain nested copy of ``config`` without the keys that match ``patterns``.
 
     A pattern is a dotted key path (``paths.train``, ``training.logger.api_key``) or a shell-style

@@ -16,7 +16,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Optional
+from typing import IO, TYPE_CHECKING, Any
 
 import attrs
 import track_core as track
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from spacy.language import Language
     from spacy.tokens import Doc
 
-LogStep = Callable[[Optional[dict[str, Any]]], None]
+LogStep = Callable[[dict[str, Any] | None], None]
 Finalize = Callable[[], None]
 LoggerSetup = Callable[..., tuple[LogStep, Finalize]]
 
@@ -82,25 +82,25 @@ def backend_string(backend: str | None, repo: str | None) -> str | None:
 
 
 def track_logger_v1(
-    backend: Optional[str] = None,
-    repo: Optional[str] = None,
-    experiment_name: Optional[str] = None,
-    run_name: Optional[str] = None,
-    run_id: Optional[str] = None,
-    description: Optional[str] = None,
+    backend: str | None = None,
+    repo: str | None = None,
+    experiment_name: str | None = None,
+    run_name: str | None = None,
+    run_id: str | None = None,
+    description: str | None = None,
     tags: Sequence[str] = (),
     remove_config_values: Sequence[str] = (),
-    viz_path: Optional[str] = None,
-    experiment_type: Optional[str] = None,
-    viz_limit: Optional[int] = 5,
+    viz_path: str | None = None,
+    experiment_type: str | None = None,
+    viz_limit: int | None = 5,
     spans_key: str = "sc",
-    image_size: Optional[str] = None,
+    image_size: str | None = None,
     render_images: bool = True,
-    model_log_interval: Optional[int] = None,
+    model_log_interval: int | None = None,
     log_best_dir: bool = False,
     log_latest_dir: bool = False,
     console: bool = True,
-    progress_bar: Optional[str] = None,
+    progress_bar: str | None = None,
 ) -> LoggerSetup:
     """Track a spaCy training run (losses, scores, config, renderings, models) with track.
 
@@ -164,7 +164,9 @@ def track_logger_v1(
     return setup
 
 
-def _console(options: Options, nlp: Language, stdout: IO[str], stderr: IO[str]) -> tuple[LogStep, Finalize] | None:
+def _console(
+    options: Options, nlp: Language, stdout: IO[str], stderr: IO[str]
+) -> tuple[LogStep, Finalize] | None:
     if not options.console:
         return None
     from spacy.util import registry
@@ -220,7 +222,9 @@ class SpacyRunLogger:
     _finalized: bool = False
 
     @classmethod
-    def start(cls, options: Options, nlp: Language, stdout: IO[str], stderr: IO[str]) -> SpacyRunLogger:
+    def start(
+        cls, options: Options, nlp: Language, stdout: IO[str], stderr: IO[str]
+    ) -> SpacyRunLogger:
         console = _console(options, nlp, stdout, stderr)
         run = track.start_run(
             options.backend,
@@ -254,7 +258,9 @@ class SpacyRunLogger:
 
     def _prepare(self) -> None:
         try:
-            config, unused = remove_keys(self._nlp.config.interpolate(), self._options.remove_config_values)
+            config, unused = remove_keys(
+                self._nlp.config.interpolate(), self._options.remove_config_values
+            )
             if unused:
                 warnings.warn(
                     f"remove_config_values matched no config key: {sorted(unused)}",
@@ -262,7 +268,7 @@ class SpacyRunLogger:
                     stacklevel=2,
                 )
             self._run["config"] = config
-        except Exception as error:  # noqa: BLE001 - never stop the training for tracking
+        except Exception as error:
             self._warn("store the training config", error)
         if self._options.viz_path is None or not self._tracking:
             return
@@ -270,7 +276,9 @@ class SpacyRunLogger:
         self._styles = styles if styles is not None else render.infer_styles(self._nlp)
         if not self._styles:
             return
-        self._viz_docs = render.load_docs(self._nlp, self._options.viz_path, self._options.viz_limit)
+        self._viz_docs = render.load_docs(
+            self._nlp, self._options.viz_path, self._options.viz_limit
+        )
         if "dep" in self._styles and self._options.render_images:
             self._svg_to_png = render.find_svg_renderer()
             if self._svg_to_png is None:
@@ -294,7 +302,7 @@ class SpacyRunLogger:
             return
         try:
             self._track_evaluation(info, step, epoch)
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             self._warn("track the losses and scores", error)
         if info.get("output_path"):
             self._model_dir = Path(info["output_path"]).parent
@@ -320,10 +328,17 @@ class SpacyRunLogger:
     def _track_evaluation(self, info: Mapping[str, Any], step: int, epoch: int) -> None:
         run = self._run
         for component, loss in (info.get("losses") or {}).items():
-            run.track(float(loss), "loss", step=step, epoch=epoch,
-                      context={"subset": TRAIN, "component": str(component)})
+            run.track(
+                float(loss),
+                "loss",
+                step=step,
+                epoch=epoch,
+                context={"subset": TRAIN, "component": str(component)},
+            )
         if info.get("score") is not None:
-            run.track(float(info["score"]), "score", step=step, epoch=epoch, context={"subset": EVAL})
+            run.track(
+                float(info["score"]), "score", step=step, epoch=epoch, context={"subset": EVAL}
+            )
         other = info.get("other_scores")
         if isinstance(other, Mapping):
             for name, value in _scores(other):
@@ -333,8 +348,13 @@ class SpacyRunLogger:
             now = time.perf_counter()
             since, words_before = self._last_eval or (self._started, 0)
             if now > since and words >= words_before:
-                run.track((words - words_before) / (now - since), "words_per_second", step=step,
-                          epoch=epoch, context={"subset": TRAIN})
+                run.track(
+                    (words - words_before) / (now - since),
+                    "words_per_second",
+                    step=step,
+                    epoch=epoch,
+                    context={"subset": TRAIN},
+                )
             run.track(words, "words", step=step, epoch=epoch, context={"subset": TRAIN})
             self._last_eval = (now, words)
 
@@ -350,21 +370,27 @@ class SpacyRunLogger:
         self._rendered_step = step
         try:
             predicted = render.predict(self._nlp, self._viz_docs)
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             self._warn("run the pipeline over viz_path", error)
             return
         for style in self._styles:
             for index, doc in enumerate(predicted):
-                context = {"style": style, "doc": index}
+                context = track.Context({"style": style, "doc": index})
                 try:
                     markup = render.render(doc, style, self._options.spans_key)
-                    self._run.track(track.Text(markup), "displacy", step=step, epoch=epoch,
-                                    context=context)
+                    self._run.track(
+                        track.Text(markup), "displacy", step=step, epoch=epoch, context=context
+                    )
                     if style == "dep" and self._svg_to_png is not None:
                         picture = render.fit_png(self._svg_to_png(markup), self._options.image_size)
-                        self._run.track(track.Image(picture, caption=doc.text), "displacy_image",
-                                        step=step, epoch=epoch, context=context)
-                except Exception as error:  # noqa: BLE001
+                        self._run.track(
+                            track.Image(picture, caption=doc.text),
+                            "displacy_image",
+                            step=step,
+                            epoch=epoch,
+                            context=context,
+                        )
+                except Exception as error:
                     self._warn(f"render {style!r} with displaCy", error)
 
     def _models_due(self, step: int) -> bool:
@@ -398,17 +424,19 @@ class SpacyRunLogger:
                 for path in sorted(p for p in copy.rglob("*") if p.is_file()):
                     name = f"{MODEL_DIRS[kind]}/{path.relative_to(copy).as_posix()}"
                     self._run.log_artifact(str(path), name=name)
-            except Exception as error:  # noqa: BLE001
+            except Exception as error:
                 self._warn(f"log {source} as artifacts", error)
 
     def _finish(self, error: BaseException | None) -> None:
-        if self._tracking:
-            if self._viz_docs and self._step >= 0:
+        try:
+            if self._tracking and self._viz_docs and self._step >= 0:
                 # Once more, unless this step has been rendered already.
                 epoch = self._epoch if self._eval_step == self._step else None
                 self._render(self._step, epoch)
-            if self._options.log_best_dir or self._options.log_latest_dir:
+            if self._tracking and (self._options.log_best_dir or self._options.log_latest_dir):
                 self._log_models(self._step)
+        except Exception as failure:
+            self._warn("track the end of the training", failure)
         if error is None:
             status = track.Status.FINISHED
         elif isinstance(error, KeyboardInterrupt):

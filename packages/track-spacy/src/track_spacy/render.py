@@ -70,7 +70,9 @@ def parse_image_size(image_size: str | Sequence[int] | None) -> tuple[int, int] 
     if isinstance(image_size, str):
         match = _SIZE.match(image_size)
         if match is None:
-            raise ValueError(f"image_size must be 'height,width' such as '600,1200', got {image_size!r}")
+            raise ValueError(
+                f"image_size must be 'height,width' such as '600,1200', got {image_size!r}"
+            )
         height, width = int(match.group(1)), int(match.group(2))
     else:
         values = list(image_size)
@@ -94,8 +96,10 @@ def load_docs(nlp: Language, path: str, limit: int | None) -> list[Doc]:
 
 def predict(nlp: Language, docs: Iterable[Doc]) -> list[Doc]:
     """Run the pipeline over the reference docs' tokens (not their annotations)."""
-    inputs = [Doc(nlp.vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc])
-              for doc in docs]
+    inputs = [
+        Doc(nlp.vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc])
+        for doc in docs
+    ]
     return list(nlp.pipe(inputs))
 
 

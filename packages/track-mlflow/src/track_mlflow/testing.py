@@ -1,0 +1,167 @@
+"""A real ``mlflow server`` for tests, benchmarks and fault tests.
+
+    with mlflow_server(tmp_path) as server:
+        backend = create_backend(server.url)
+        server.stop()      # the server is gone: writes fail fast
+        server.restart()   # same port, same database, same artifacts
+
+The server listens on 127.0.0.1 only, on a free port, serves artifacts (``--serve-artifacts``),
+and is stopped by its PID (SIGTERM, which stops its workers too, then SIGKILL after a timeout).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+
+_START_TIMEOUT = 120.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+@attrs.define
+class MlflowServer:
+    """A running ``mlflow server`` process (see ``mlflow_server``)."""
+
+    directory: Path
+    port: int
+    workers: int = 2
+    _process: subprocess.Popen[bytes] | None = None
+    _log: object = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def backend_store_uri(self) -> str:
+        return f"sqlite:///{self.directory / 'mlflow.db'}"
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self, timeout: float = _START_TIMEOUT) -> None:
+        if self.running:
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + timeout
+        while not _port_is_free(self.port):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"port {self.port} is still in use")
+            time.sleep(0.2)
+        command = [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            self.backend_store_uri,
+            "--artifacts-destination",
+            (self.directory / "artifacts").as_uri(),
+            "--serve-artifacts",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            str(self.workers),
+        ]
+        log = open(self.directory / "server.log", "ab")
+        env = dict(os.environ)
+        env.pop("MLFLOW_TRACKING_URI", None)
+        self._log = log
+        self._process = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.directory,
+            env=env,
+            start_new_session=True,
+        )
+        while True:
+            if self._process.poll() is not None:
+                tail = (self.directory / "server.log").read_text(errors="replace")[-3000:]
+                self._process = None
+                raise RuntimeError(f"mlflow server exited while starting:\n{tail}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"mlflow server did not answer /health within {timeout} s")
+            time.sleep(0.3)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the server by its PID (SIGTERM, then SIGKILL of its process group)."""
+        process = self._process
+        if process is None:
+            return
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=timeout)
+        # Workers that outlived their parent are in its session (it was started in a new one).
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        self._process = None
+        log = self._log
+        if log is not None:
+            log.close()  # type: ignore[attr-defined]
+            self._log = None
+        deadline = time.monotonic() + timeout
+        while not _port_is_free(self.port) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    def restart(self, timeout: float = _START_TIMEOUT) -> None:
+        """Start again on the same port, with the same database and artifacts."""
+        self.stop()
+        self.start(timeout)
+
+
+@contextlib.contextmanager
+def mlflow_server(directory: str | os.PathLike[str], workers: int = 2) -> Iterator[MlflowServer]:
+    """Run ``mlflow server`` on 127.0.0.1 with its store in ``directory``; yield it running.
+
+    ``server.url`` is its address; ``server.stop()`` / ``server.restart()`` for fault tests.
+    """
+    server = MlflowServer(Path(directory), free_port(), workers)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,220 @@
+"""The background writer: order, back-pressure, outages survived through the spool, bounded close.
+
+These use the memory backend's store switched unavailable (every write raises ConnectionError),
+the same failure a dead server gives; the real-server versions are in tests/resilience.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+import warnings
+from pathlib import Path
+
+import pytest
+
+import track_core as track
+from track_core.backend import Capability
+from track_core.context import Context
+from track_core.memory import MemoryBackend, MemoryStore
+from track_core.spool import read_spool
+
+
+@pytest.fixture(autouse=True)
+def spool_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "spool"
+    monkeypatch.setenv("TRACK_SPOOL_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture
+def backend() -> MemoryBackend:
+    return MemoryBackend(MemoryStore(), f"writer-{uuid.uuid4().hex}")
+
+
+def fast(**overrides: object) -> track.WriterOptions:
+    options: dict[str, object] = {"flush_interval": 0.02, "retry_initial": 0.02, "retry_max": 0.1}
+    options.update(overrides)
+    return track.WriterOptions(**options)  # type: ignore[arg-type]
+
+
+def values_of(backend: MemoryBackend, run_id: str, name: str = "loss") -> list[object]:
+    return [p.value for p in backend.read_run(run_id).points(name, Context())]
+
+
+def test_writes_happen_off_the_callers_thread_in_batches(backend: MemoryBackend) -> None:
+    run = track.start_run(backend, writer=fast())
+    for step in range(5000):
+        run.track(step, "loss")
+    assert run.flush(timeout=30)
+    stored = backend.store.runs[run.id]
+    assert values_of(backend, run.id) == list(range(5000))
+    assert stored.write_calls < 5000 / 10  # batches, not one call per value
+    run.close()
+
+
+def test_flush_waits_until_everything_is_stored(backend: MemoryBackend) -> None:
+    run = track.start_run(backend, writer=fast(flush_interval=10.0))
+    run.track(1.0, "loss")
+    assert run.flush(timeout=30)
+    assert values_of(backend, run.id) == [1.0]
+    run.close()
+
+
+def test_synchronous_mode_writes_at_once_and_raises_backend_errors(backend: MemoryBackend) -> None:
+    run = track.start_run(backend, writer=fast(synchronous=True))
+    run.track(1.0, "loss")
+    assert values_of(backend, run.id) == [1.0]
+    backend.store.unavailable = True
+    with pytest.raises(ConnectionError):
+        run.track(2.0, "loss")
+    backend.store.unavailable = False
+    run.close()
+
+
+def test_an_outage_loses_and_duplicates_nothing(backend: MemoryBackend, spool_dir: Path) -> None:
+    run = track.start_run(backend, writer=fast())
+    with pytest.warns(track.BackendUnavailableWarning):
+        for step in range(3000):
+            if step == 1000:
+                backend.store.unavailable = True
+            if step == 2000:
+                deadline = time.monotonic() + 10
+                while not list(spool_dir.glob("*.spool")) and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                spooled = list(spool_dir.glob("*.spool"))
+                assert spooled, "values were not spooled to disk while the backend was down"
+                backend.store.unavailable = False
+            run.track(step, "loss")
+            if step % 100 == 0:
+                time.sleep(0.005)  # a training step takes time
+        run.close()
+    assert values_of(backend, run.id) == list(range(3000))
+    assert backend.read_run(run.id).status is track.Status.FINISHED
+    assert not list(spool_dir.glob("*.spool"))
+
+
+def test_memory_stays_bounded_while_the_backend_is_down(backend: MemoryBackend) -> None:
+    run = track.start_run(backend, writer=fast(max_buffered=500))
+    backend.store.unavailable = True
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", track.BackendUnavailableWarning)
+        for step in range(20_000):
+            run.track(step, "loss")
+            if step % 1000 == 0:
+                time.sleep(0.03)
+        assert run.pending == 20_000
+        time.sleep(0.2)
+        assert isinstance(run, track.TrackedRun)
+        queued = len(run._writer._queue)  # noqa: SLF001 - what is held in memory
+        assert queued < 500
+        backend.store.unavailable = False
+        run.close()
+    assert values_of(backend, run.id) == list(range(20_000))
+
+
+def test_back_pressure_makes_track_wait_instead_of_dropping(backend: MemoryBackend) -> None:
+    run = track.start_run(backend, writer=fast(max_buffered=50))
+    held = threading.Event()
+
+    def slow_backend() -> None:  # the backend's writes block for half a second
+        with backend.store.lock:
+            held.set()
+            time.sleep(0.5)
+
+    holder = threading.Thread(target=slow_backend)
+    holder.start()
+    held.wait()
+    with pytest.warns(track.BackPressureWarning, match="waits"):
+        for step in range(2000):
+            run.track(step, "loss")
+    holder.join()
+    run.close()
+    assert values_of(backend, run.id) == list(range(2000))
+
+
+def test_close_is_bounded_and_leaves_the_rest_in_a_spool_to_replay(
+    backend: MemoryBackend, spool_dir: Path
+) -> None:
+    run = track.start_run(backend, writer=fast(close_timeout=0.5))
+    run["hparams"] = {"lr": 0.1}
+    for step in range(10):
+        run.track(step, "loss")
+    assert run.flush(timeout=10)
+    backend.store.unavailable = True
+    for step in range(10, 25):
+        run.track(step, "loss")
+    with pytest.warns(track.DataNotWrittenWarning, match="replay"):
+        started = time.monotonic()
+        run.close(track.Status.FINISHED)
+        assert time.monotonic() - started < 5
+    spools = track.pending_spools(spool_dir)
+    assert len(spools) == 1
+    header, frames = read_spool(spools[0])
+    assert header.run_id == run.id
+    assert sum(len(frame) for frame in frames) >= 16  # 15 points and the close
+    assert values_of(backend, run.id) == list(range(10))
+    # the writer thread is still retrying in this process; stop it, then replay as a later process would
+    backend.store.unavailable = False
+    deadline = time.monotonic() + 10
+    while track.pending_spools(spool_dir) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert values_of(backend, run.id) == list(range(25))
+    assert backend.read_run(run.id).status is track.Status.FINISHED
+
+
+def test_replay_writes_a_spool_file_in_order(backend: MemoryBackend, spool_dir: Path) -> None:
+    run = track.start_run(backend, writer=fast(close_timeout=0.2))
+    backend.store.unavailable = True
+    for step in range(50):
+        run.track(step, "loss")
+    run.add_tag("spooled")
+    with pytest.warns(track.DataNotWrittenWarning):
+        run.close(track.Status.KILLED)
+    [path] = track.pending_spools(spool_dir)
+    copy = spool_dir / "copy.spool"
+    copy.write_bytes(path.read_bytes())
+    backend.store.unavailable = False
+    assert track.replay(copy, backend) == 52
+    assert not copy.exists()
+    assert values_of(backend, run.id) == list(range(50))
+    assert backend.read_run(run.id).tags == {"spooled"}
+    assert backend.read_run(run.id).status is track.Status.KILLED
+
+
+def test_a_backend_without_batches_gets_small_batches(backend: MemoryBackend) -> None:
+    assert Capability.BATCH_WRITES in backend.capabilities
+    run = track.start_run(backend, writer=fast())
+    for step in range(300):
+        run.track(step, "loss")
+    run.close()
+    assert values_of(backend, run.id) == list(range(300))
+
+
+def test_an_exception_in_the_with_block_records_failed_with_the_error(backend: MemoryBackend) -> None:
+    with pytest.raises(FloatingPointError):
+        with track.start_run(backend, writer=fast()) as run:
+            run.track(1.0, "loss")
+            raise FloatingPointError("Loss became infinite or NaN at iteration=3!")
+    stored = backend.read_run(run.id)
+    assert stored.status is track.Status.FAILED
+    assert stored.error is not None and "Loss became infinite" in stored.error
+
+
+def test_keyboard_interrupt_records_killed(backend: MemoryBackend) -> None:
+    with pytest.raises(KeyboardInterrupt):
+        with track.start_run(backend, writer=fast()) as run:
+            raise KeyboardInterrupt
+    assert backend.read_run(run.id).status is track.Status.KILLED
+
+
+def test_nan_is_stored_and_warned_once_per_sequence(backend: MemoryBackend) -> None:
+    run = track.start_run(backend, writer=fast())
+    with pytest.warns(track.NonFiniteValueWarning) as caught:
+        run.track(1.0, "loss")
+        run.track(float("nan"), "loss")
+        run.track(float("inf"), "loss")
+    assert len(caught) == 1
+    run.close()
+    assert [str(v) for v in values_of(backend, run.id)] == ["1.0", "nan", "inf"]

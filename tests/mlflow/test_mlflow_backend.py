@@ -1,0 +1,322 @@
+"""track_mlflow beyond the kit: key encoding, params, limits, credentials, a server that dies."""
+
+from __future__ import annotations
+
+import logging
+import random
+import string
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import track_core as track
+from mlflow.tracking import MlflowClient
+from mlflow.utils.validation import _validate_metric_name
+from track_core.backend import RunSpec, TrackedPoint
+from track_core.context import Context
+from track_core.status import Status
+from track_core.values import ValueKind
+from track_mlflow import MlflowBackend, create_backend, decode_key, encode_key
+from track_mlflow.keys import EPOCH_SUFFIX, MAX_KEY_LENGTH
+from track_mlflow.testing import MlflowServer, mlflow_server
+
+AWKWARD = [
+    "loss",
+    "train/loss",
+    "/leading",
+    "trailing/",
+    "a//b",
+    ".",
+    "..",
+    "..hidden",
+    "a/./b",
+    "a/../b",
+    "x :: y",
+    "k: v",
+    "colon:",
+    ":3a",
+    "percent%20",
+    "tab\there",
+    "ünïcödé ✓ 🚀",
+    "spaces  inside ",
+    " lead",
+    "null",
+    "3",
+    "a~b",
+    "+step+",
+    "#hash",
+    "x" * 400,
+]
+CONTEXTS: list[dict[str, object]] = [
+    {},
+    {"subset": "val"},
+    {"subset": "3"},
+    {"subset": 3},
+    {"subset": 3.0},
+    {"subset": True},
+    {"subset": "true"},
+    {"subset": None},
+    {"subset": "null"},
+    {"subset": ""},
+    {"subset": "a/b: c :: d"},
+    {"fold": -1, "lr": 1e-05, "big": 1e20, "neg": -0.5},
+    {"k:ey": "v:al", "ü": "✓"},
+    {"long": "y" * 300},
+]
+
+
+@pytest.fixture
+def backend(tmp_path: Path) -> Iterator[MlflowBackend]:
+    backend = create_backend(str(tmp_path / "store"))
+    yield backend
+    backend.close()
+
+
+def _valid_for_mlflow(key: str) -> None:
+    _validate_metric_name(key)  # type: ignore[no-untyped-call]
+    assert len(key) <= MAX_KEY_LENGTH
+
+
+@pytest.mark.parametrize("name", AWKWARD)
+@pytest.mark.parametrize("context", CONTEXTS, ids=range(len(CONTEXTS)))
+def test_keys_are_valid_and_decode_exactly(name: str, context: dict[str, object]) -> None:
+    ctx = Context(context)  # type: ignore[arg-type]
+    key = encode_key(name, ctx)
+    _valid_for_mlflow(key)
+    _valid_for_mlflow(key + EPOCH_SUFFIX)
+    if " :: sha-" in key:
+        from track_mlflow.keys import hash_registry_entry
+
+        registry = dict([hash_registry_entry(name, ctx)])
+        assert decode_key(key, registry) == (name, ctx)
+    else:
+        decoded_name, decoded_context = decode_key(key)
+        assert decoded_name == name
+        assert decoded_context == ctx
+        assert [type(v) for v in decoded_context.values()] == [type(v) for v in ctx.values()]
+
+
+def test_keys_are_readable() -> None:
+    assert encode_key("loss", {}) == "loss"
+    assert encode_key("train/loss", {}) == "train/loss"
+    assert encode_key("loss", {"subset": "val"}) == "loss :: subset: val"
+    assert encode_key("loss", {"subset": "val", "fold": 1}) == "loss :: fold: 1 :: subset: val"
+    assert encode_key("loss", {"subset": "3"}) != encode_key("loss", {"subset": 3})
+
+
+def test_random_names_round_trip() -> None:
+    """Property-style: random names and contexts over an awkward alphabet."""
+    rng = random.Random(1234)
+    alphabet = string.ascii_letters + string.digits + " /.:-_~+%#=[]{}()\"'\\ü✓🚀\t"
+    for _ in range(3000):
+        name = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 30)))
+        context: dict[str, object] = {}
+        for _ in range(rng.randint(0, 3)):
+            key = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 8)))
+            context[key] = rng.choice(
+                [
+                    "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 8))),
+                    rng.randint(-1000, 1000),
+                    rng.uniform(-1e6, 1e6),
+                    True,
+                    None,
+                ]
+            )
+        ctx = Context(context)  # type: ignore[arg-type]
+        key = encode_key(name, ctx)
+        _valid_for_mlflow(key)
+        assert decode_key(key) == (name, ctx), (name, context, key)
+
+
+def test_awkward_sequences_round_trip_through_mlflow(backend: MlflowBackend) -> None:
+    names = [name for name in AWKWARD if "\t" not in name]  # the core refuses control characters
+    with track.start_run(backend, experiment="awkward") as run:
+        for index, name in enumerate(names):
+            run.track(index, name, step=0, context={"subset": "a/b: c"})
+    reader = backend.read_run(run.id)
+    stored = {(info.name, info.context) for info in reader.sequences()}
+    assert stored == {(name, Context(subset="a/b: c")) for name in names}
+    # The same, read with MlflowClient only.
+    client = MlflowClient(backend.tracking_uri)
+    data = client.get_run(run.id).data
+    decoded = {decode_key(key, data.tags)[0] for key in data.metrics}
+    assert decoded == set(names)
+
+
+def test_metrics_look_native_in_mlflow(backend: MlflowBackend) -> None:
+    with track.start_run(backend, experiment="native", name="n1", description="d") as run:
+        for step in range(3):
+            run.track(step * 1.5, "loss", context={"subset": "val"}, epoch=step // 2)
+        run.track(7, "count")
+    client = MlflowClient(backend.tracking_uri)
+    mlflow_run = client.get_run(run.id)
+    assert mlflow_run.info.run_name == "n1"
+    assert mlflow_run.info.status == "FINISHED"
+    assert mlflow_run.data.tags["mlflow.note.content"] == "d"
+    assert client.get_experiment(mlflow_run.info.experiment_id).name == "native"
+    history = client.get_metric_history(run.id, "loss :: subset: val")
+    assert [(m.step, m.value) for m in history] == [(0, 0.0), (1, 1.5), (2, 3.0)]
+    epochs = client.get_metric_history(run.id, "loss :: subset: val :: epoch")
+    assert [(m.step, m.value) for m in epochs] == [(0, 0.0), (1, 0.0), (2, 1.0)]
+    assert all(isinstance(m.timestamp, int) for m in history)
+    # ints are doubles in MLflow and come back as floats equal to them
+    (count,) = backend.read_run(run.id).points("count", Context())
+    assert count.value == 7 and isinstance(count.value, float)
+
+
+def test_retried_batches_do_not_duplicate(backend: MlflowBackend) -> None:
+    writer = backend.create_run(RunSpec(experiment="retry"))
+    points = [
+        TrackedPoint(
+            "loss", Context(subset="train"), ValueKind.SCALAR, step, None, 1000.0 + step, v
+        )
+        for step, v in enumerate([0.5, 0.25, float("nan"), float("inf")])
+    ]
+    writer.write_points(points)
+    writer.write_points(points)  # the core retries a batch that raised
+    writer.write_points(points[:2])
+    writer.close(Status.FINISHED, None)
+    client = MlflowClient(backend.tracking_uri)
+    history = client.get_metric_history(writer.id, "loss :: subset: train")
+    assert len(history) == 4
+    read = backend.read_run(writer.id).points("loss", Context(subset="train"))
+    assert [p.step for p in read] == [0, 1, 2, 3]
+    assert read[3].value == float("inf")
+
+
+def test_changing_a_param_keeps_the_first_in_mlflow_and_the_latest_in_track(
+    backend: MlflowBackend, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="track_mlflow"):
+        with track.start_run(backend, experiment="params") as run:
+            run["hparams"] = {"model": {"lr": 0.1, "name": "a.b/c"}, "layers": [1, 2]}
+            run["hparams"] = {"model": {"lr": 0.2, "name": "a.b/c"}, "layers": [1, 2]}
+    client = MlflowClient(backend.tracking_uri)
+    mlflow_run = client.get_run(run.id)
+    assert mlflow_run.data.params["hparams.model.lr"] == "0.1"
+    assert mlflow_run.data.params["hparams.layers"] == "[1, 2]"
+    assert mlflow_run.data.tags["track.params.changed"] == '["hparams.model.lr"]'
+    hparams = backend.read_run(run.id).params["hparams"]
+    assert isinstance(hparams, dict) and hparams["model"] == {"lr": 0.2, "name": "a.b/c"}
+    assert "hparams.model.lr" in caplog.text
+
+
+def test_long_param_values_are_kept_whole_with_one_warning(backend: MlflowBackend) -> None:
+    long_value = "v" * 7000
+    writer = backend.create_run(RunSpec(experiment="long"))
+    with pytest.warns(UserWarning, match="6000") as caught:
+        writer.set_params({"a": long_value, "b": {"c": long_value + "x"}})
+    assert len([w for w in caught if "6000" in str(w.message)]) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        writer.set_params({"d": long_value})  # warned once per run
+    writer.close(Status.FINISHED, None)
+    stored = MlflowClient(backend.tracking_uri).get_run(writer.id).data.params
+    assert len(stored["a"]) <= 6000 and "track/params.json" in stored["a"]
+    params = backend.read_run(writer.id).params
+    assert params["a"] == long_value and params["b"] == {"c": long_value + "x"}
+
+
+def test_failed_run_records_the_error(backend: MlflowBackend) -> None:
+    writer = backend.create_run(RunSpec(experiment="fail"))
+    error = "Traceback ...\nValueError: boom " + "z" * 9000
+    writer.close(Status.FAILED, error)
+    client = MlflowClient(backend.tracking_uri)
+    run = client.get_run(writer.id)
+    assert run.info.status == "FAILED"
+    assert run.data.tags["track.error"].startswith("Traceback")
+    assert len(run.data.tags["track.error"]) <= 8000
+    assert backend.read_run(writer.id).error == error
+
+
+def test_artifact_errors_are_clear(backend: MlflowBackend, tmp_path: Path) -> None:
+    writer = backend.create_run(RunSpec(experiment="artifacts"))
+    with pytest.raises(FileNotFoundError, match=r"nope\.bin"):
+        writer.log_artifact(str(tmp_path / "nope.bin"), "nope.bin")
+    source = tmp_path / "f.txt"
+    source.write_text("hi")
+    with pytest.raises(ValueError, match="reserved"):
+        writer.log_artifact(str(source), "track/params.json")
+    writer.log_artifact(str(source), "renamed/g.txt")
+    writer.close(Status.FINISHED, None)
+    reader = backend.read_run(writer.id)
+    assert reader.artifacts() == ["renamed/g.txt"]
+    assert reader.artifact_bytes("renamed/g.txt") == b"hi"
+
+
+def test_unknown_option_names_the_valid_ones(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="artifact_location"):
+        create_backend(str(tmp_path), bogus=1)
+    with pytest.raises(TypeError, match="http"):
+        create_backend(str(tmp_path), http_timeout="3")
+
+
+def test_default_location_is_sqlite_in_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    backend = create_backend(None)
+    assert backend.tracking_uri == "sqlite:///mlflow.db"
+    writer = backend.create_run(RunSpec())
+    writer.close(Status.FINISHED, None)
+    assert (tmp_path / "mlflow.db").exists()
+    assert backend.read_run(writer.id).experiment is None
+
+
+def test_credentials_never_leak(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+    # create_backend sets these for the process: let monkeypatch restore them afterwards.
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    backend = create_backend("http://alice:s3cr3t-pw@127.0.0.1:9?token=t0k3n", http_timeout="1")
+    assert "s3cr3t" not in backend.location and "alice" not in backend.location
+    assert "s3cr3t" not in backend.tracking_uri and "t0k3n" not in backend.tracking_uri
+    assert "s3cr3t" not in repr(backend)
+    with pytest.raises(Exception) as caught:  # nothing listens on port 9
+        backend.create_run(RunSpec(experiment="x"))
+    assert "s3cr3t" not in str(caught.value)
+
+
+# --- a real server --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    with mlflow_server(tmp_path_factory.mktemp("mlflow-faults")) as running:
+        yield running
+
+
+def test_round_trip_over_rest(server: MlflowServer) -> None:
+    backend = create_backend(server.url)
+    with track.start_run(backend, experiment="rest", name="over http") as run:
+        run["hparams"] = {"lr": 0.1}
+        for step in range(2500):
+            run.track(step * 0.1, "loss", context={"subset": "train"})
+    client = MlflowClient(server.url)
+    history = client.get_metric_history(run.id, "loss :: subset: train")
+    assert len(history) == 2500
+    assert client.get_run(run.id).data.params["hparams.lr"] == "0.1"
+    assert backend.read_run(run.id).params == {"hparams": {"lr": 0.1}}
+
+
+def test_server_dies_mid_run_no_crash_clear_warning_nothing_lost(
+    server: MlflowServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the core's spool, if it writes one
+    backend = create_backend(server.url)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run = track.start_run(backend, experiment="faults")
+        for step in range(100):
+            run.track(float(step), "loss")
+        assert run.flush(timeout=60)
+        server.stop()
+        for step in range(100, 200):
+            run.track(float(step), "loss")  # the training loop goes on
+        server.restart()
+        run.close()
+    messages = [str(w.message) for w in caught]
+    assert any("mlflow" in m.lower() or "127.0.0.1" in m for m in messages), messages
+    points = backend.read_run(run.id).points("loss", Context())
+    assert [p.step for p in points] == list(range(200))
+    assert backend.read_run(run.id).status is Status.FINISHED
