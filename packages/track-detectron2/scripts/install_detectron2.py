@@ -24,10 +24,9 @@ It installs Detectron2 only.  Its runtime dependencies are expected in the envir
 (they are Hatch environment dependencies of track-detectron2's test environment):
 ``torch torchvision "Pillow<10" "setuptools<81" "fvcore>=0.1.5,<0.1.6" "iopath>=0.1.7,<0.1.10"
 yacs tabulate termcolor cloudpickle tqdm matplotlib pycocotools "omegaconf>=2.1" "hydra-core>=1.1"
-tensorboard opencv-python-headless``.  torch must be importable before running this script:
-``pip download`` has to run the sdist's ``setup.py`` (which imports torch) to read its metadata,
-and does so with ``--no-build-isolation`` so that it uses the torch already installed instead of
-trying to install one into an isolated build environment.
+tensorboard opencv-python-headless``.  The sdist is fetched from the package index's simple
+API (``$PIP_INDEX_URL``, default PyPI) and checked against a pinned sha256; nothing of it is
+built or run.
 
 Usage::
 
@@ -44,6 +43,8 @@ import importlib.metadata
 import os
 import shutil
 import subprocess
+import json
+import urllib.request
 import sys
 import sysconfig
 import tarfile
@@ -152,28 +153,33 @@ def _foreign_install(target: Path) -> str | None:
     return None
 
 
+SDIST_FILENAME = "pb1-detectron2-0.6.tar.gz"
+SDIST_SHA256 = "5d2e9e51e523ec72f6a31cca04b0a515492e9514b773a3d134cedc0677170b29"
+
+
 def _download_sdist(dest: Path) -> Path:
-    cmd = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--no-binary",
-        ":all:",
-        # setup.py imports torch to read the metadata: use the environment's torch.
-        "--no-build-isolation",
-        "--disable-pip-version-check",
-        "-d",
-        str(dest),
-        SDIST_REQUIREMENT,
-    ]
-    _log("running: " + " ".join(cmd))
-    subprocess.run(cmd, check=True)
-    found = sorted(dest.glob("pb1*detectron2-0.6.tar.gz"))
-    if not found:
-        raise SystemExit(f"pip download did not produce the sdist in {dest}")
-    return found[0]
+    """Fetch the sdist through PyPI's simple index (JSON form) and check its pinned sha256.
+
+    Not ``pip download``: pip prepares the sdist's metadata, and pip >= 25 refuses it because
+    one of its extras names a direct URL dependency.
+    """
+    index = os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple").rstrip("/")
+    request = urllib.request.Request(
+        f"{index}/pb1-detectron2/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
+    )
+    _log(f"looking up {SDIST_FILENAME} in {index}")
+    with urllib.request.urlopen(request, timeout=60) as reply:
+        files = json.load(reply)["files"]
+    [entry] = [f for f in files if f["filename"] == SDIST_FILENAME]
+    dest.mkdir(parents=True, exist_ok=True)
+    target = dest / SDIST_FILENAME
+    with urllib.request.urlopen(entry["url"], timeout=300) as reply:
+        data = reply.read()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != SDIST_SHA256:
+        raise SystemExit(f"{SDIST_FILENAME}: sha256 {digest} is not the pinned {SDIST_SHA256}")
+    target.write_bytes(data)
+    return target
 
 
 def _extract_package(sdist: Path, staging: Path) -> None:
@@ -194,7 +200,7 @@ def _extract_package(sdist: Path, staging: Path) -> None:
         if not any(m.name.startswith(f"{NAME}/model_zoo/configs/") for m in members):
             raise SystemExit(f"{sdist} does not contain the model-zoo configs")
         kwargs = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-        tar.extractall(staging, members=members, **kwargs)  # noqa: S202 - filtered above
+        tar.extractall(staging, members=members, **kwargs)
 
 
 def _write_dist_info(target: Path) -> None:

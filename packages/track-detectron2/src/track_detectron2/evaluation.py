@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -68,7 +67,8 @@ def log_evaluation(
     if target is None or isinstance(target, track.NoOpRun):
         return 0
     reopened = None
-    if target.status is not track.Status.RUNNING:
+    previous_status = target.status
+    if previous_status is not track.Status.RUNNING:
         backend = getattr(target, "backend", None)
         if backend is None:
             raise ValueError("the run is closed and cannot be resumed (no backend to resume it on)")
@@ -93,8 +93,6 @@ def log_evaluation(
         target.flush()
     finally:
         if reopened is not None:
-            status = session.final_status if session is not None else None
             error = session.final_error if session is not None else None
-            reopened.close(status or track.Status.FINISHED, error=error)
-    del math  # keep the import list honest for readers: NaN passes through as a float
+            reopened.close(previous_status, error=error)
     return count

@@ -5,21 +5,23 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from detectron2.engine import HookBase
-from detectron2.utils.events import EventWriter, get_event_storage
+from detectron2.engine import HookBase  # type: ignore[import-untyped]
+from detectron2.utils.events import (  # type: ignore[import-untyped]
+    EventWriter,
+    get_event_storage,
+)
 
 from track_detectron2.session import Session
-from track_detectron2.settings import TrackSettings
+from track_detectron2.settings import TrackSettings, _lookup
 
 logger = logging.getLogger(__name__)
 
 
 def _max_iter_of(cfg: Any) -> int | None:
-    for getter in (lambda: cfg.SOLVER.MAX_ITER, lambda: cfg.train.max_iter):
-        try:
-            return int(getter())
-        except Exception:
-            continue
+    for path in (("SOLVER", "MAX_ITER"), ("train", "max_iter")):
+        value = _lookup(cfg, path)
+        if value is not None:
+            return int(value)
     return None
 
 
@@ -48,7 +50,9 @@ class TrackHook(HookBase):  # type: ignore[misc]
     ``register_hooks`` does both.
     """
 
-    def __init__(self, cfg: Any = None, *, run: Any = None, config: Any = None, **settings: Any) -> None:
+    def __init__(
+        self, cfg: Any = None, *, run: Any = None, config: Any = None, **settings: Any
+    ) -> None:
         self._cfg = cfg
         self._overrides = settings
         self.settings = TrackSettings.from_config(cfg, **settings)  # fail early on bad settings

@@ -53,7 +53,10 @@ class NameMapper:
 
     @classmethod
     def create(
-        cls, eval_tasks: Iterable[str], default_dataset: str | None = None, eval_subset: str = "eval"
+        cls,
+        eval_tasks: Iterable[str],
+        default_dataset: str | None = None,
+        eval_subset: str = "eval",
     ) -> NameMapper:
         return cls(frozenset(eval_tasks), default_dataset, eval_subset)
 

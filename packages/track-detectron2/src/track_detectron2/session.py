@@ -32,7 +32,7 @@ PARAMS_KEY = "config"
 def is_main_process() -> bool:
     """Detectron2's notion (rank 0 of ``torch.distributed``, or not distributed)."""
     try:
-        from detectron2.utils import comm
+        from detectron2.utils import comm  # type: ignore[import-untyped]
     except ImportError:  # pragma: no cover - detectron2 is there whenever this is used
         return track.distributed.is_main_process()
     return bool(comm.is_main_process())
@@ -58,7 +58,10 @@ def _sanitize(value: Any) -> Any:
     try:
         return track.to_params(value)
     except (TypeError, ValueError):
-        return repr(value)
+        text = repr(value)
+        if len(text) > 200:  # a model or a dataset put into a LazyConfig: name it, do not print it
+            text = f"<{_dotted_name(type(value))} object>"
+        return text
 
 
 def config_to_params(cfg: Any) -> Any:
@@ -90,12 +93,12 @@ def dump_config(cfg: Any, path: Path) -> Path | None:
             path.write_text(dump())
             return path
         if (type(cfg).__module__ or "").startswith("omegaconf"):
-            from detectron2.config import LazyConfig
+            from detectron2.config import LazyConfig  # type: ignore[import-untyped]
 
             LazyConfig.save(cfg, str(path))
             if path.is_file():
                 return path
-        import yaml
+        import yaml  # type: ignore[import-untyped]
 
         path.write_text(yaml.safe_dump(config_to_params(cfg), sort_keys=False))
         return path
@@ -163,7 +166,9 @@ class Session:
             return self.run
         self.active = True
         self._reader = StorageReader(
-            NameMapper.create(settings.eval_tasks, default_dataset=_single_test_dataset(self.config)),
+            NameMapper.create(
+                settings.eval_tasks, default_dataset=_single_test_dataset(self.config)
+            ),
             window_size=settings.window_size,
             log_images=settings.log_images,
             log_histograms=settings.log_histograms,

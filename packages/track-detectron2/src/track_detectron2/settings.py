@@ -7,7 +7,7 @@ a lower-case ``cfg.track`` node, with the same settings. A keyword argument give
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
@@ -124,16 +124,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _track_node(cfg: Any) -> Mapping[str, Any] | None:
-    if cfg is None:
+def _track_node(cfg: Any) -> Any:
+    """``cfg.TRACK`` / ``cfg.track`` when there is one (a mapping-like node), else None."""
+    if cfg is None or not hasattr(cfg, "__getitem__"):
         return None
     for key in ("TRACK", "track"):
         try:
-            node = cfg[key] if isinstance(cfg, Mapping) or hasattr(cfg, "__getitem__") else None
-        except (KeyError, AttributeError, TypeError):
-            node = None
-        except Exception:  # omegaconf raises its own ConfigKeyError (a KeyError) or others
-            node = None
+            node = cfg[key]
+        except Exception:  # KeyError; omegaconf's ConfigKeyError / ConfigAttributeError
+            continue
         if node is not None and hasattr(node, "keys"):
             return node
     return None
@@ -141,14 +140,22 @@ def _track_node(cfg: Any) -> Mapping[str, Any] | None:
 
 def output_dir_of(cfg: Any) -> str | None:
     """``cfg.OUTPUT_DIR`` (yacs) or ``cfg.train.output_dir`` (LazyConfig), if set."""
-    for getter in (lambda: cfg.OUTPUT_DIR, lambda: cfg.train.output_dir):
-        try:
-            value = getter()
-        except Exception:
-            continue
+    for path in (("OUTPUT_DIR",), ("train", "output_dir")):
+        value = _lookup(cfg, path)
         if value:
             return str(value)
     return None
+
+
+def _lookup(cfg: Any, path: tuple[str, ...]) -> Any:
+    """``cfg.a.b`` for ``path == ("a", "b")``, None when missing."""
+    value = cfg
+    for part in path:
+        try:
+            value = getattr(value, part)
+        except Exception:  # AttributeError; omegaconf's ConfigAttributeError
+            return None
+    return value
 
 
 def add_track_config(cfg: Any) -> Any:
@@ -198,7 +205,7 @@ def add_track_config(cfg: Any) -> Any:
                 merged.update(OmegaConf.to_container(existing, resolve=False))  # type: ignore[arg-type]
             cfg.track = merged
         return cfg
-    from detectron2.config import CfgNode
+    from detectron2.config import CfgNode  # type: ignore[import-untyped]
 
     node = CfgNode(defaults)
     if "TRACK" in cfg:

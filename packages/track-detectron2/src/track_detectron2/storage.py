@@ -21,6 +21,8 @@ class) to read what is new just before they clear; ``detach`` removes the wrappe
 
 from __future__ import annotations
 
+import functools
+import itertools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -49,7 +51,7 @@ def histogram_to_distribution(params: dict[str, Any]) -> track.Distribution:
     counts = [float(c) for c in params["bucket_counts"]]
     limits = [float(x) for x in params["bucket_limits"]]
     edges = [low, *limits]
-    if high <= low or any(b <= a for a, b in zip(edges, edges[1:])):
+    if high <= low or any(b <= a for a, b in itertools.pairwise(edges)):
         # A constant tensor: every sample in one bin around the value.
         return track.Distribution(bin_edges=[low - 0.5, low + 0.5], counts=[float(sum(counts))])
     return track.Distribution(bin_edges=edges, counts=counts)
@@ -112,7 +114,7 @@ class StorageReader:
             if current is not self._vis_list:
                 self._vis_list, self._vis_taken = current, 0
             for name, image, iteration in current[self._vis_taken :]:
-                written += self._track(run, name, iteration, lambda image=image: track.Image(image))
+                written += self._track(run, name, iteration, functools.partial(track.Image, image))
             self._vis_taken = len(current)
         if self.log_histograms:
             current = storage._histograms
@@ -123,7 +125,7 @@ class StorageReader:
                     run,
                     params["tag"],
                     params["global_step"],
-                    lambda params=params: histogram_to_distribution(params),
+                    functools.partial(histogram_to_distribution, params),
                 )
             self._hist_taken = len(current)
         return written

@@ -1,0 +1,101 @@
+"""End to end: a real DefaultTrainer (Faster R-CNN, CPU) tracked to Aim / MLflow, read back
+through Aim's and MLflow's own SDKs. Run in an environment that has the backend installed."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from track_detectron2 import TrackHook
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.filterwarnings("ignore::track_core.NonFiniteValueWarning"),
+]
+
+
+def _train(make_cfg: Any, trainer_cls: type, backend: str) -> Any:
+    cfg = make_cfg()
+    cfg.TRACK.BACKEND = backend
+    cfg.TRACK.EXPERIMENT = "d2-e2e"
+    cfg.TRACK.RUN_NAME = "faster-rcnn-e2e"
+    cfg.TRACK.TAGS = ["e2e"]
+    torch.manual_seed(0)
+    trainer = trainer_cls(cfg)
+    trainer.resume_or_load(resume=False)
+    trainer.register_hooks([TrackHook(cfg)])
+    trainer.train()
+    return cfg
+
+
+def _metrics_json(cfg: Any) -> list[dict[str, Any]]:
+    lines = (Path(cfg.OUTPUT_DIR) / "metrics.json").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def test_mlflow_end_to_end(make_cfg: Any, trainer_cls: type, tmp_path: Path) -> None:
+    pytest.importorskip("track_mlflow")
+    mlflow = pytest.importorskip("mlflow")
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    cfg = _train(make_cfg, trainer_cls, f"mlflow:{uri}")
+
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("d2-e2e")
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == "faster-rcnn-e2e"
+    assert run.data.params["config.SOLVER.MAX_ITER"] == "4"
+    assert run.data.params["config.MODEL.DEVICE"] == "cpu"
+    # readable keys: the name, then the context
+    loss = client.get_metric_history(run.info.run_id, "total_loss :: subset: train")
+    assert sorted(m.step for m in loss) == [0, 1, 2, 3]
+    val = cfg.DATASETS.TEST[0]
+    ap = client.get_metric_history(
+        run.info.run_id, f"AP :: dataset: {val} :: subset: eval :: task: bbox"
+    )
+    assert sorted(m.step for m in ap) == [1, 4]
+    # the last metrics.json training line, value for value
+    last = [line for line in _metrics_json(cfg) if "total_loss" in line][-1]
+    by_step = {m.step: m.value for m in loss}
+    assert by_step[last["iteration"]] == pytest.approx(last["total_loss"], rel=1e-6)
+    artifacts = {f.path for f in client.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "metrics.json", "log.txt"} <= artifacts
+
+
+def test_aim_end_to_end(make_cfg: Any, trainer_cls: type, tmp_path: Path) -> None:
+    pytest.importorskip("track_aim")
+    aim = pytest.importorskip("aim")
+    repo_path = tmp_path / "aim"
+    cfg = _train(make_cfg, trainer_cls, f"aim:{repo_path}")
+
+    repo = aim.Repo(str(repo_path))
+    runs = list(repo.iter_runs())
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.experiment == "d2-e2e"
+    assert run.name == "faster-rcnn-e2e"
+    assert "e2e" in [tag.name if hasattr(tag, "name") else tag for tag in run.props.tags]
+    assert run["config"]["SOLVER"]["MAX_ITER"] == 4
+    assert run["__track__"]["status"] == "finished"
+    metrics = {(m.name, tuple(sorted(m.context.to_dict().items()))): m for m in run.metrics()}
+    loss = metrics[("total_loss", (("subset", "train"),))]
+    steps, columns = loss.data.numpy()
+    values = columns[0]  # the "val" column
+    assert steps.tolist() == [0, 1, 2, 3]
+    last = [line for line in _metrics_json(cfg) if "total_loss" in line][-1]
+    assert values[steps.tolist().index(last["iteration"])] == pytest.approx(
+        last["total_loss"], rel=1e-6
+    )
+    val = cfg.DATASETS.TEST[0]
+    ap = metrics[("AP", (("dataset", val), ("subset", "eval"), ("task", "bbox")))]
+    ap_steps, ap_columns = ap.data.numpy()
+    ap_values = ap_columns[0]
+    assert ap_steps.tolist() == [1, 4]
+    assert all(math.isnan(v) for v in ap_values)  # an untrained model finds nothing
+    assert {"config.yaml", "metrics.json", "log.txt"} <= set(run.artifacts)
