@@ -17,9 +17,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import track_core as track
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
+
+import track_core as track
 from track_mlflow import create_backend
 from track_mlflow.testing import mlflow_server
 

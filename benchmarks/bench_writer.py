@@ -59,8 +59,13 @@ def raw_aim(repo: str, count: int) -> float:
     """Values per second of aim.Run.track, one call per value, until the run is closed."""
     import aim
 
-    run = aim.Run(repo=repo, experiment="bench-raw", system_tracking_interval=None,
-                  log_system_params=False, capture_terminal_logs=False)
+    run = aim.Run(
+        repo=repo,
+        experiment="bench-raw",
+        system_tracking_interval=None,
+        log_system_params=False,
+        capture_terminal_logs=False,
+    )
     started = time.perf_counter()
     for step in range(count):
         run.track(step * 0.001, name="loss", step=step, context={"subset": "train"})
@@ -75,7 +80,9 @@ def raw_mlflow(uri: str, count: int) -> tuple[float, float]:
 
     client = MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name("bench-raw")
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment("bench-raw")
+    experiment_id = (
+        experiment.experiment_id if experiment else client.create_experiment("bench-raw")
+    )
     run = client.create_run(experiment_id)
     per_value = min(count, 300)
     started = time.perf_counter()
@@ -86,7 +93,9 @@ def raw_mlflow(uri: str, count: int) -> tuple[float, float]:
     started = time.perf_counter()
     for first in range(0, count, 1000):
         now = int(time.time() * 1000)
-        metrics = [Metric("loss", s * 0.001, now, s) for s in range(first, min(count, first + 1000))]
+        metrics = [
+            Metric("loss", s * 0.001, now, s) for s in range(first, min(count, first + 1000))
+        ]
         client.log_batch(batched_run.info.run_id, metrics=metrics)
     client.set_terminated(batched_run.info.run_id)
     batched = count / (time.perf_counter() - started)
@@ -95,7 +104,9 @@ def raw_mlflow(uri: str, count: int) -> tuple[float, float]:
 
 
 @contextlib.contextmanager
-def backends(folder: Path, only: set[str] | None) -> Iterator[list[tuple[str, str | track.Backend, Callable[[int], tuple[float, float | None]]]]]:
+def backends(
+    folder: Path, only: set[str] | None
+) -> Iterator[list[tuple[str, str | track.Backend, Callable[[int], tuple[float, float | None]]]]]:
     """(label, backend, raw measurement) for every backend, servers started and stopped here."""
     from track_aim.testing import aim_server
     from track_mlflow.testing import mlflow_server
@@ -110,7 +121,9 @@ def backends(folder: Path, only: set[str] | None) -> Iterator[list[tuple[str, st
         return count / (time.perf_counter() - started), None
 
     with contextlib.ExitStack() as stack:
-        entries: list[tuple[str, str | track.Backend, Callable[[int], tuple[float, float | None]]]] = []
+        entries: list[
+            tuple[str, str | track.Backend, Callable[[int], tuple[float, float | None]]]
+        ] = []
         if "memory" in wanted:
             entries.append(("memory", MemoryBackend(MemoryStore(), "bench"), append_baseline))
         if "aim-local" in wanted:
@@ -118,7 +131,9 @@ def backends(folder: Path, only: set[str] | None) -> Iterator[list[tuple[str, st
             entries.append(("aim local", f"aim:{repo}", lambda n, r=repo: (raw_aim(r, n), None)))
         if "aim-server" in wanted:
             server = stack.enter_context(aim_server(folder / "aim-server"))
-            entries.append(("aim server", server.url, lambda n, u=server.url: (raw_aim(u, n), None)))
+            entries.append(
+                ("aim server", server.url, lambda n, u=server.url: (raw_aim(u, n), None))
+            )
         if "mlflow-sqlite" in wanted:
             uri = f"sqlite:///{folder / 'mlflow.db'}"
             entries.append(("mlflow sqlite", f"mlflow:{uri}", lambda n, u=uri: raw_mlflow(u, n)))
@@ -141,20 +156,31 @@ def memory_while_down(count: int, spool: Path) -> Row:
         for step in range(count):
             run.track(step * 0.001, "loss", step=step)
             if step % 1000 == 0:
-                peak = max(peak, len(run._writer._queue))  # noqa: SLF001 - what memory holds
+                peak = max(peak, len(run._writer._queue))
                 time.sleep(0.001)
         time.sleep(0.5)
         spooled = sum(path.stat().st_size for path in spool.glob("*.spool"))
         backend.store.unavailable = False
         run.close()
     stored = len(backend.read_run(run.id).points("loss", track.Context()))
-    return {"tracked": count, "peak_in_memory": peak, "spooled_bytes": spooled, "stored_after": stored}
+    return {
+        "tracked": count,
+        "peak_in_memory": peak,
+        "spooled_bytes": spooled,
+        "stored_after": stored,
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--values", type=int, default=20_000)
-    parser.add_argument("--only", default=None, help="comma-separated: memory,aim-local,aim-server,mlflow-sqlite,mlflow-server")
+    parser.add_argument(
+        "--only",
+        default=None,
+        help="comma-separated: memory,aim-local,aim-server,mlflow-sqlite,mlflow-server",
+    )
     arguments = parser.parse_args()
     only = set(arguments.only.split(",")) if arguments.only else None
     count = arguments.values
@@ -166,25 +192,39 @@ def main() -> None:
             for label, backend, raw in entries:
                 durations, throughput = measure_track(backend, count)
                 raw_single, raw_batched = raw(count)
-                rows.append((label, statistics.median(durations), percentile(durations, 0.99),
-                             throughput, raw_single, raw_batched))
+                rows.append(
+                    (
+                        label,
+                        statistics.median(durations),
+                        percentile(durations, 0.99),
+                        throughput,
+                        raw_single,
+                        raw_batched,
+                    )
+                )
                 print(f"measured {label}", flush=True)
         down = memory_while_down(max(count, 200_000), folder / "spool")
     print()
     print(f"{count} scalar values per backend; track() is timed on the caller's thread")
-    header = (f"{'backend':<15}{'track median µs':>17}{'track p99 µs':>14}{'track values/s':>16}"
-              f"{'raw per-value/s':>17}{'raw batch/s':>13}{'vs per-value':>14}{'vs batch':>10}")
+    header = (
+        f"{'backend':<15}{'track median µs':>17}{'track p99 µs':>14}{'track values/s':>16}"
+        f"{'raw per-value/s':>17}{'raw batch/s':>13}{'vs per-value':>14}{'vs batch':>10}"
+    )
     print(header)
     print("-" * len(header))
     for label, median, p99, throughput, raw_single, raw_batched in rows:
         batch = f"{raw_batched:>13,.0f}" if raw_batched else f"{'-':>13}"
         versus_batch = f"{throughput / raw_batched:>9.2f}x" if raw_batched else f"{'-':>10}"
-        print(f"{label:<15}{median:>17.2f}{p99:>14.2f}{throughput:>16,.0f}{raw_single:>17,.0f}"
-              f"{batch}{throughput / raw_single:>13.2f}x{versus_batch}")
+        print(
+            f"{label:<15}{median:>17.2f}{p99:>14.2f}{throughput:>16,.0f}{raw_single:>17,.0f}"
+            f"{batch}{throughput / raw_single:>13.2f}x{versus_batch}"
+        )
     print()
-    print("memory backend down while tracking "
-          f"{down['tracked']:,} values: at most {down['peak_in_memory']:,} items in memory, "
-          f"{down['spooled_bytes']:,} bytes spooled to disk, {down['stored_after']:,} stored once back")
+    print(
+        "memory backend down while tracking "
+        f"{down['tracked']:,} values: at most {down['peak_in_memory']:,} items in memory, "
+        f"{down['spooled_bytes']:,} bytes spooled to disk, {down['stored_after']:,} stored once back"
+    )
     print("(memory row: 'raw' is a Python list.append of the same values)")
 
 

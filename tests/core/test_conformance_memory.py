@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 
 import attrs
 import pytest
+
 from track_core.backend import Point, SequenceInfo
 from track_core.context import Context
 from track_core.memory import MemoryBackend, MemoryStore, StoredRun

@@ -21,12 +21,18 @@ def test_the_memory_backend_is_found_through_its_entry_point() -> None:
         ("aim", "aim", None, {}),
         ("aim:./runs", "aim", "./runs", {}),
         ("aim://127.0.0.1:53800", "aim", "//127.0.0.1:53800", {}),
-        ("mlflow:sqlite:///x.db?experiment=e&tags=a,b", "mlflow", "sqlite:///x.db",
-         {"experiment": "e", "tags": "a,b"}),
+        (
+            "mlflow:sqlite:///x.db?experiment=e&tags=a,b",
+            "mlflow",
+            "sqlite:///x.db",
+            {"experiment": "e", "tags": "a,b"},
+        ),
         ("MLflow:http://127.0.0.1:5000", "mlflow", "http://127.0.0.1:5000", {}),
     ],
 )
-def test_backend_strings(text: str, name: str, location: str | None, options: dict[str, str]) -> None:
+def test_backend_strings(
+    text: str, name: str, location: str | None, options: dict[str, str]
+) -> None:
     parsed = BackendString.parse(text)
     assert (parsed.name, parsed.location, dict(parsed.options)) == (name, location, options)
 
@@ -46,11 +52,16 @@ def test_an_empty_backend_string_is_refused() -> None:
 
 
 def test_run_options_come_from_the_string_and_keywords() -> None:
-    run = track.start_run("memory:options?experiment=exp&run_name=from-string&tags=a,b",
-                          description="from keyword")
+    run = track.start_run(
+        "memory:options?experiment=exp&run_name=from-string&tags=a,b", description="from keyword"
+    )
     run.close()
     stored = track.open_run(run.id, "memory:options")
-    assert (stored.experiment, stored.name, stored.description) == ("exp", "from-string", "from keyword")
+    assert (stored.experiment, stored.name, stored.description) == (
+        "exp",
+        "from-string",
+        "from keyword",
+    )
     assert stored.tags == {"a", "b"}
 
 

@@ -18,15 +18,23 @@ def _worker(rank: int, world: int, port: int, results: Any) -> None:
 
     os.environ["RANK"] = "7"  # a stale variable: the initialized process group must win
     before = track.distributed.rank()
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
+    )
     try:
         run = track.start_run("memory")
         kind = type(run).__name__
         run.track(1.0, "loss")
         run.close()
         results.put(
-            (rank, before, track.distributed.rank(), track.distributed.world_size(),
-             track.distributed.is_main_process(), kind)
+            (
+                rank,
+                before,
+                track.distributed.rank(),
+                track.distributed.world_size(),
+                track.distributed.is_main_process(),
+                kind,
+            )
         )
         dist.barrier()
     finally:

@@ -83,7 +83,7 @@ def test_pydantic_models() -> None:
 
     class Model(pydantic.BaseModel):  # type: ignore[misc,name-defined]
         lr: float = 0.1
-        tags: list[str] = ["a"]
+        tags: list[str] = pydantic.Field(default_factory=lambda: ["a"])
 
     assert to_params(Model()) == {"lr": 0.1, "tags": ["a"]}
 

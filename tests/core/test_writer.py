@@ -107,7 +107,7 @@ def test_memory_stays_bounded_while_the_backend_is_down(backend: MemoryBackend) 
         assert run.pending == 20_000
         time.sleep(0.2)
         assert isinstance(run, track.TrackedRun)
-        queued = len(run._writer._queue)  # noqa: SLF001 - what is held in memory
+        queued = len(run._writer._queue)
         assert queued < 500
         backend.store.unavailable = False
         run.close()
@@ -192,7 +192,9 @@ def test_a_backend_without_batches_gets_small_batches(backend: MemoryBackend) ->
     assert values_of(backend, run.id) == list(range(300))
 
 
-def test_an_exception_in_the_with_block_records_failed_with_the_error(backend: MemoryBackend) -> None:
+def test_an_exception_in_the_with_block_records_failed_with_the_error(
+    backend: MemoryBackend,
+) -> None:
     with pytest.raises(FloatingPointError):
         with track.start_run(backend, writer=fast()) as run:
             run.track(1.0, "loss")

@@ -269,6 +269,7 @@ def ddp_train_worker(output_dir: str, log_dir: str, max_iter: int) -> None:
     from detectron2.engine.defaults import default_writers
     from detectron2.utils import comm
     from torch.nn.parallel import DistributedDataParallel
+
     from track_detectron2 import TrackHook
 
     torch.manual_seed(0)

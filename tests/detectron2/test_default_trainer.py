@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 import torch
-import track_core as track
 import yaml
+
+import track_core as track
 from track_detectron2 import TrackHook, log_evaluation
 from track_detectron2.names import NameMapper
 from track_detectron2.settings import DEFAULT_EVAL_TASKS
@@ -33,6 +34,7 @@ def trained(
     import logging
 
     import d2_helpers
+
     from track_detectron2 import add_track_config
 
     output_dir = tmp_path_factory.mktemp("trained") / "output"

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import torch
+
 from track_detectron2 import TrackHook
 
 pytestmark = [

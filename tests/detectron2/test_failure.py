@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 import torch
+
 import track_core as track
 from track_detectron2 import TrackHook
 

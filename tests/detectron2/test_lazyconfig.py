@@ -8,12 +8,13 @@ from typing import Any
 import d2_helpers
 import pytest
 import torch
-import track_core as track
 import yaml
 from detectron2 import model_zoo
 from detectron2.config import LazyCall as L
 from detectron2.config import LazyConfig, instantiate
 from omegaconf import OmegaConf
+
+import track_core as track
 from track_detectron2 import TrackHook, TrackSettings, add_track_config, config_to_params
 
 

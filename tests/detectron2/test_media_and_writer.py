@@ -9,9 +9,10 @@ import d2_helpers
 import numpy as np
 import pytest
 import torch
-import track_core as track
 from detectron2.engine import HookBase, SimpleTrainer, hooks
 from detectron2.utils.events import JSONWriter, TensorboardXWriter
+
+import track_core as track
 from track_detectron2 import TrackHook, TrackSettings, TrackWriter, add_track_config
 
 

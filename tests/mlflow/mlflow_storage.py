@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mlflow.tracking import MlflowClient
+
 from track_core.backend import Point, SequenceInfo
 from track_core.context import Context
 from track_core.params import Param

@@ -10,9 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import track_core as track
 from mlflow.tracking import MlflowClient
 from mlflow.utils.validation import _validate_metric_name
+
+import track_core as track
 from track_core.backend import RunSpec, TrackedPoint
 from track_core.context import Context
 from track_core.status import Status

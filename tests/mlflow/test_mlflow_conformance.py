@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from mlflow_storage import MlflowStorageReader
+
 from track_core.backend import Backend, Capability, RunReader
 from track_core.testing import BackendConformance, StorageReader
 from track_mlflow import MlflowBackend, create_backend

@@ -49,7 +49,9 @@ def backend_string(name: str, folder: Path) -> str:
     return f"mlflow:sqlite:///{folder / 'mlflow.db'}"
 
 
-def start_child(backend: str, mode: str, count: int, folder: Path) -> tuple[subprocess.Popen[str], Path]:
+def start_child(
+    backend: str, mode: str, count: int, folder: Path
+) -> tuple[subprocess.Popen[str], Path]:
     ready = folder / f"ready-{mode}"
     env = dict(os.environ, TRACK_SPOOL_DIR=str(folder / "spool"), PYTHONUNBUFFERED="1")
     child = subprocess.Popen(
@@ -67,7 +69,9 @@ def wait_for(path: Path, child: subprocess.Popen[str], timeout: float = 120) -> 
     deadline = time.monotonic() + timeout
     while not path.exists() or not path.read_text():
         if child.poll() is not None and not path.exists():
-            raise AssertionError(f"child ended early:\n{child.stdout.read() if child.stdout else ''}")
+            raise AssertionError(
+                f"child ended early:\n{child.stdout.read() if child.stdout else ''}"
+            )
         if time.monotonic() > deadline:
             child.kill()
             raise AssertionError("child did not get ready")
@@ -82,7 +86,11 @@ def read_back(backend: str, run_id: str) -> track.RunView:
 @pytest.mark.parametrize("name", BACKENDS)
 @pytest.mark.parametrize(
     ("mode", "status"),
-    [("exit", track.Status.FINISHED), ("raise", track.Status.FAILED), ("wait", track.Status.KILLED)],
+    [
+        ("exit", track.Status.FINISHED),
+        ("raise", track.Status.FAILED),
+        ("wait", track.Status.KILLED),
+    ],
 )
 def test_exit_exception_and_sigterm_lose_nothing_and_record_the_status(
     name: str, mode: str, status: track.Status, tmp_path: Path

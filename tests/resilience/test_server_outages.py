@@ -27,7 +27,9 @@ COUNT = 3000
 
 
 @pytest.fixture(params=["aim", "mlflow"])
-def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
     folder = tmp_path_factory.mktemp(request.param)
     if request.param == "aim":
         with aim_server(folder / "repo") as running:
@@ -53,7 +55,9 @@ def test_server_killed_and_restarted_mid_run_loses_and_duplicates_nothing(
     server: Any, spool_dir: Path
 ) -> None:
     backend = backend_string(server)
-    options = track.WriterOptions(flush_interval=0.05, retry_initial=0.2, retry_max=1.0, close_timeout=120)
+    options = track.WriterOptions(
+        flush_interval=0.05, retry_initial=0.2, retry_max=1.0, close_timeout=120
+    )
     run = track.start_run(backend, experiment="outage", writer=options)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -61,7 +65,9 @@ def test_server_killed_and_restarted_mid_run_loses_and_duplicates_nothing(
             if step == COUNT // 3:
                 server.stop()
             if step == 2 * COUNT // 3:
-                assert list(spool_dir.glob("*.spool")), "nothing was spooled while the server was down"
+                assert list(spool_dir.glob("*.spool")), (
+                    "nothing was spooled while the server was down"
+                )
                 server.restart()
             run.track(float(step), "loss", context={"subset": "train"})
             if step % 50 == 0:
@@ -106,7 +112,9 @@ CHILD = textwrap.dedent(
 )
 
 
-def test_sigkill_while_the_server_is_down_then_replay(server: Any, tmp_path: Path, spool_dir: Path) -> None:
+def test_sigkill_while_the_server_is_down_then_replay(
+    server: Any, tmp_path: Path, spool_dir: Path
+) -> None:
     backend = backend_string(server)
     ready = tmp_path / "ready"
     child = subprocess.Popen(

@@ -19,6 +19,7 @@ track = pytest.importorskip("track_core")
 
 from spacy.cli.train import train  # noqa: E402
 from thinc.api import Config  # noqa: E402
+
 from track_spacy import TrackLoggerWarning  # noqa: E402
 from track_spacy.config import remove_keys  # noqa: E402
 from track_spacy.logger import backend_string  # noqa: E402

@@ -40,15 +40,13 @@ import argparse
 import base64
 import hashlib
 import importlib.metadata
+import json
 import os
 import shutil
-import subprocess
-import json
-import urllib.request
-import sys
 import sysconfig
 import tarfile
 import tempfile
+import urllib.request
 from pathlib import Path
 
 SDIST_REQUIREMENT = "pb1-detectron2==0.6"

@@ -7,7 +7,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import track_core as track
-
 from track_detectron2.names import NameMapper
 from track_detectron2.settings import DEFAULT_EVAL_TASKS
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import attrs
+
 from track_core import Context
 
 TRAIN_CONTEXT = Context({"subset": "train"})

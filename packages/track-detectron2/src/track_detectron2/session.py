@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import track_core as track
 
+import track_core as track
 from track_detectron2.names import NameMapper
 from track_detectron2.settings import UPLOAD_WORDS, TrackSettings
 from track_detectron2.storage import StorageReader

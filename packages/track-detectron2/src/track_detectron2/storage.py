@@ -28,8 +28,8 @@ from collections.abc import Callable
 from typing import Any
 
 import attrs
-import track_core as track
 
+import track_core as track
 from track_detectron2.names import TRAIN_CONTEXT, NameMapper
 
 logger = logging.getLogger(__name__)

@@ -23,6 +23,7 @@ from mlflow.entities import Metric, RunTag
 from mlflow.entities import Param as MlflowParam
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+
 from track_core.backend import (
     Capability,
     Point,
@@ -35,7 +36,6 @@ from track_core.context import Context
 from track_core.params import Param
 from track_core.status import Status
 from track_core.values import Distribution, Image, Text, Value, ValueKind
-
 from track_mlflow.keys import (
     EPOCH_SUFFIX,
     HASH_TAG_PREFIX,

@@ -15,7 +15,6 @@ from collections.abc import Iterator, Mapping
 from typing import Final
 
 from track_core.params import Param
-
 from track_mlflow.keys import MAX_KEY_LENGTH, escape_segment
 
 MAX_PARAM_VALUE_LENGTH: Final = 6000

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import attrs
-import track_core as track
 
+import track_core as track
 from track_spacy import render
 from track_spacy.config import remove_keys
 
