@@ -24,11 +24,12 @@ class Context(Mapping[str, ContextValue]):
     sequence: every API that takes a context accepts either.
     """
 
-    __slots__ = ("_data", "_hash", "_key")
+    __slots__ = ("_data", "_hash", "_key", "_numeric")
 
     _data: dict[str, ContextValue]
     _key: tuple[tuple[str, str, ContextValue], ...]
     _hash: int
+    _numeric: bool
 
     def __init__(
         self, items: Mapping[str, ContextValue] | None = None, /, **kwargs: ContextValue
@@ -48,6 +49,8 @@ class Context(Mapping[str, ContextValue]):
         key_tuple = tuple((k, _type_tag(v), v) for k, v in ordered.items())
         object.__setattr__(self, "_key", key_tuple)
         object.__setattr__(self, "_hash", hash(key_tuple))
+        numeric = any(isinstance(v, (int, float)) for v in ordered.values())
+        object.__setattr__(self, "_numeric", numeric)
 
     @classmethod
     def of(cls, value: ContextLike) -> Context:
@@ -61,18 +64,23 @@ class Context(Mapping[str, ContextValue]):
                 f"a context must be a dict of str to JSON scalars (or None), got {type(value).__name__}"
             )
         try:
-            cache_key = tuple((k, type(v), v) for k, v in value.items())
-            cached = _CONTEXT_CACHE.get(cache_key)
+            items = tuple(value.items())
+            cached = _BY_ITEMS.get(items)
+            if cached is not None and not cached._numeric:
+                return cached  # string and None values: equal items, same context
+            typed_key = (items, tuple(map(type, value.values())))
+            cached = _BY_TYPED.get(typed_key)
         except TypeError:  # an unhashable value: let validation explain it
-            cache_key = None
-            cached = None
+            return cls(value)
         if cached is not None:
             return cached
+        # 1, 1.0 and True are equal in Python but are different contexts: numbers go by type too
         context = cls(value)
-        if cache_key is not None:
-            if len(_CONTEXT_CACHE) >= _CACHE_LIMIT:
-                _CONTEXT_CACHE.clear()
-            _CONTEXT_CACHE[cache_key] = context
+        if len(_BY_TYPED) >= _CACHE_LIMIT:
+            _BY_ITEMS.clear()
+            _BY_TYPED.clear()
+        _BY_TYPED[typed_key] = context
+        _BY_ITEMS[items] = context
         return context
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -133,4 +141,5 @@ def _check_entry(key: object, value: object) -> None:
 
 
 EMPTY_CONTEXT: Final = Context()
-_CONTEXT_CACHE: dict[tuple[tuple[Any, ...], ...], Context] = {}
+_BY_ITEMS: dict[tuple[tuple[str, ContextValue], ...], Context] = {}
+_BY_TYPED: dict[tuple[tuple[tuple[str, ContextValue], ...], tuple[type, ...]], Context] = {}

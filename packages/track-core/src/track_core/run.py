@@ -26,7 +26,11 @@ from track_core.views import SequenceView, find_sequence, sequence_views
 from track_core.writer import BackgroundWriter, Operation
 
 _SCALAR = ValueKind.SCALAR
+_RUNNING = Status.RUNNING
+_INF = math.inf
+_NEG_INF = -math.inf
 _now = time.time
+_context_of = Context.of
 
 
 class _SequenceState:
@@ -79,7 +83,8 @@ class TrackedRun:
         self._tags = tags
         self._params: dict[str, Param] = dict(params)
         self._status = Status.RUNNING
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()
+        self._put = writer.put
         self._sequences: dict[tuple[str, Context], _SequenceState] = {
             (info.name, info.context): _SequenceState(info.kind, info.last_step + 1)
             for info in sequences
@@ -196,11 +201,11 @@ class TrackedRun:
         if context is None:
             context = EMPTY_CONTEXT
         elif type(context) is not Context:
-            context = Context.of(context)
+            context = _context_of(context)
         cls = type(value)
         if cls is float:
             kind = _SCALAR
-            if value != value or value in (math.inf, -math.inf):
+            if value != value or value == _INF or value == _NEG_INF:
                 self._warn_non_finite(name, context, value)  # type: ignore[arg-type]
         elif cls is int:
             kind = _SCALAR
@@ -211,13 +216,11 @@ class TrackedRun:
                     self._warn_non_finite(name, context, value)
             else:
                 self._check_non_scalar(value, kind)
-        if epoch is not None and type(epoch) is not int:
+        if epoch is not None and (type(epoch) is not int or epoch < 0):
             epoch = _check_step(epoch, "epoch")
-        elif epoch is not None and epoch < 0:
-            raise ValueError(f"epoch must be >= 0, got {epoch}")
         key = (name, context)
         with self._lock:
-            if self._status is not Status.RUNNING:
+            if self._status is not _RUNNING:
                 self._check_open()
             state = self._sequences.get(key)
             if state is None:
@@ -233,7 +236,7 @@ class TrackedRun:
                 step = _check_step(step, "step")
             if step >= state.next_step:
                 state.next_step = step + 1
-            self._writer.put((name, context, kind, step, epoch, _now(), value))
+            self._put((name, context, kind, step, epoch, _now(), value))
 
     def _new_sequence(self, name: str, context: Context, kind: ValueKind) -> _SequenceState:
         check_sequence_name(name)

@@ -82,6 +82,9 @@ class BackgroundWriter:
         self._options = options
         self._batch_size = batch_size
         self._describe = describe
+        self._synchronous = options.synchronous
+        self._max_buffered = max(options.max_buffered, 1)
+        self._batch_size = min(batch_size, self._max_buffered)
         self._queue: deque[Any] = deque()
         self._lock = threading.Lock()  # guards the spool, in-flight batch and counters below
         self._progress = threading.Condition(threading.Lock())
@@ -105,17 +108,18 @@ class BackgroundWriter:
     # -- the caller's side -----------------------------------------------------------------
     def put(self, item: Any) -> None:
         """Queue one item. The caller holds the run's lock, so order is the caller's order."""
-        if self._options.synchronous:
+        if self._synchronous:
             self._apply([item])
             return
         queue = self._queue
         queue.append(item)
         self._enqueued += 1
         size = len(queue)
-        if size >= self._batch_size and not self._wake.is_set():
-            self._wake.set()
-        if size >= self._options.max_buffered:
-            self._wait_for_room()
+        if size >= self._batch_size:
+            if not self._wake.is_set():
+                self._wake.set()
+            if size >= self._max_buffered:
+                self._wait_for_room()
 
     def _wait_for_room(self) -> None:
         if not self._warned_pressure:
