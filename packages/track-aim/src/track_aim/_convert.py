@@ -5,10 +5,13 @@ from __future__ import annotations
 import math
 from typing import Any, Final
 
-import aim
 import numpy as np
+from aim.sdk.objects.distribution import Distribution as AimDistribution
+from aim.sdk.objects.image import Image as AimImage
+from aim.sdk.objects.text import Text as AimText
 from aim.storage.object import CustomObject
 from aim.storage.types import BLOB
+
 from track_core.values import Distribution, Image, Text, Value, ValueKind
 
 #: Aim's limit on the bins of an aim.Distribution.
@@ -18,6 +21,8 @@ MAX_BINS: Final = 512
 KIND_OF_DTYPE: Final[dict[str, ValueKind]] = {
     "float": ValueKind.SCALAR,
     "int": ValueKind.SCALAR,
+    "number": ValueKind.SCALAR,  # ints and floats in one sequence
+    "float64": ValueKind.SCALAR,  # repos written by aim < 3.0.7
     "aim.image": ValueKind.IMAGE,
     "aim.text": ValueKind.TEXT,
     "aim.distribution": ValueKind.DISTRIBUTION,
@@ -48,25 +53,32 @@ def check_distribution(value: Distribution) -> None:
 
 def to_aim(value: Value) -> Any:
     """The object Aim tracks for ``value`` (scalars are passed as they are)."""
-    cls = type(value)
-    if cls is int or cls is float:
+    if isinstance(value, float):
         return value
-    if cls is Image:
-        return _aim_image(value)  # type: ignore[arg-type]
-    if cls is Text:
-        return aim.Text(value.text)  # type: ignore[union-attr]
-    if cls is Distribution:
-        low, high = value.range  # type: ignore[union-attr]
-        counts = np.asarray(value.counts, dtype=np.float64)  # type: ignore[union-attr]
-        return aim.Distribution(hist=counts, bin_range=(low, high))
-    raise TypeError(f"the aim backend cannot store a {cls.__name__}")
+    if isinstance(value, int):
+        # Aim stores integers in 64 bits: a bigger one is stored as the nearest float.
+        return value if -(2**63) <= value < 2**63 else float(value)
+    if isinstance(value, Image):
+        return _aim_image(value)
+    if isinstance(value, Text):
+        make_text: Any = AimText
+        return make_text(value.text)
+    if isinstance(value, Distribution):
+        low, high = value.range
+        counts = np.asarray(value.counts, dtype=np.float64)
+        make_distribution: Any = AimDistribution
+        return make_distribution(hist=counts, bin_range=(low, high))
+    raise TypeError(f"the aim backend cannot store a {type(value).__name__}")
 
 
-def _aim_image(value: Image) -> aim.Image:
+def _aim_image(value: Image) -> Any:
     # The PNG is stored as it is: aim.Image(PIL image) would decode and encode it again.
-    image = aim.Image.__new__(aim.Image)
-    CustomObject.__init__(image)
-    image.storage["data"] = BLOB(data=value.png)
+    new: Any = AimImage.__new__
+    image: Any = new(AimImage)
+    init: Any = CustomObject.__init__
+    init(image)
+    blob: Any = BLOB
+    image.storage["data"] = blob(data=value.png)
     image.storage["source"] = "PIL.Image"
     image.storage["mode"] = value.mode
     image.storage["format"] = "png"
@@ -79,10 +91,10 @@ def _aim_image(value: Image) -> aim.Image:
 def from_aim(stored: Any, kind: ValueKind, dtype: str) -> Value:
     """A stored Aim value as a track_core value."""
     if kind is ValueKind.SCALAR:
-        number = stored.item() if isinstance(stored, np.generic) else stored
-        if dtype == "int" and isinstance(number, float) and number.is_integer():
-            return int(number)
-        return float(number) if dtype != "int" else number  # type: ignore[no-any-return]
+        number = float(stored)
+        if dtype == "int" and number.is_integer():
+            return int(number)  # a sequence of ints only: Aim's numpy view gives float64
+        return number
     if kind is ValueKind.IMAGE:
         data = stored.storage["data"]
         png = bytes(data.load() if hasattr(data, "load") else data)

@@ -80,7 +80,9 @@ def _seconds(key: str, value: object, allow_none: bool) -> float | None:
         try:
             number = float(text)
         except ValueError:
-            raise ValueError(f"aim option {key!r} must be a number of seconds, got {value!r}") from None
+            raise ValueError(
+                f"aim option {key!r} must be a number of seconds, got {value!r}"
+            ) from None
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         number = float(value)
     else:
@@ -124,7 +126,9 @@ def parse_options(location: str | None, options: Mapping[str, Any]) -> AimOption
     repo_option = options.get("repo")
     if repo_option is not None:
         if not isinstance(repo_option, (str, os.PathLike)):
-            raise TypeError(f"aim option 'repo' must be a path or aim://HOST:PORT, got {repo_option!r}")
+            raise TypeError(
+                f"aim option 'repo' must be a path or aim://HOST:PORT, got {repo_option!r}"
+            )
         repo_text = os.fspath(repo_option)
         if location and _repo(location) != _repo(repo_text):
             raise ValueError(

@@ -1,0 +1,129 @@
+"""track_aim against raw Aim, end to end, in one process.
+
+    python benchmarks/bench_aim.py                 # local repo, 20,000 scalars
+    python benchmarks/bench_aim.py -n 2000 --remote  # also through an aim server (slow: ~3 ms/pt)
+
+For each target it tracks the same values (a loss in two contexts, as a training loop does):
+
+- raw:   ``aim.Run(...)``; ``run.track(value, name=, step=, context=)``; ``run.close()``
+- track: ``track_core.start_run("aim:...")``; ``run.track(value, name, step=, context=)``;
+         ``run.close()`` (which waits until the background writer has stored everything)
+
+and prints µs per value end to end (open + track + flush/close) and the ratio track/raw, then
+the caller-thread cost of one ``track()`` call (median and p99), i.e. what a training loop waits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import aim
+
+import track_core
+from track_aim.testing import aim_server
+
+
+def values(count: int) -> list[tuple[float, str]]:
+    return [(1.0 / (i + 1), "train" if i % 2 == 0 else "val") for i in range(count)]
+
+
+def raw_aim(repo: str, data: list[tuple[float, str]]) -> float:
+    start = time.perf_counter()
+    run = aim.Run(
+        repo=repo,
+        system_tracking_interval=None,
+        log_system_params=False,
+        capture_terminal_logs=False,
+    )
+    steps = {"train": 0, "val": 0}
+    for value, subset in data:
+        run.track(value, name="loss", step=steps[subset], context={"subset": subset})
+        steps[subset] += 1
+    run.close()
+    if run.repo.is_remote_repo:
+        run.repo._client.get_queue().wait_for_finish()
+    return time.perf_counter() - start
+
+
+def with_track(backend: str, data: list[tuple[float, str]], per_call: list[float] | None) -> float:
+    start = time.perf_counter()
+    run = track_core.start_run(backend)
+    contexts = {"train": {"subset": "train"}, "val": {"subset": "val"}}
+    if per_call is None:
+        for value, subset in data:
+            run.track(value, "loss", context=contexts[subset])
+    else:
+        clock = time.perf_counter_ns
+        for value, subset in data:
+            before = clock()
+            run.track(value, "loss", context=contexts[subset])
+            per_call.append((clock() - before) / 1000.0)
+    run.close()
+    elapsed = time.perf_counter() - start
+    if run.status.value != "finished":
+        raise RuntimeError(f"the track run ended {run.status}")
+    return elapsed
+
+
+def best_of(repeats: int, job: Callable[[], float]) -> float:
+    times = []
+    for _ in range(repeats):
+        gc.collect()
+        times.append(job())
+    return min(times)
+
+
+def measure(label: str, raw_repo: str, track_backend: str, count: int, repeats: int) -> list[str]:
+    data = values(count)
+    raw = best_of(repeats, lambda: raw_aim(raw_repo, data))
+    tracked = best_of(repeats, lambda: with_track(track_backend, data, None))
+    per_call: list[float] = []
+    with_track(track_backend, data, per_call)
+    per_call.sort()
+    p99 = per_call[min(len(per_call) - 1, int(len(per_call) * 0.99))]
+    raw_us, track_us = raw / count * 1e6, tracked / count * 1e6
+    return [
+        f"{label:<8} {count:>7} {raw_us:>12.1f} {track_us:>14.1f} {track_us / raw_us:>7.3f}"
+        f" {statistics.median(per_call):>14.2f} {p99:>11.2f}"
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", "--count", type=int, default=20_000, help="values per target")
+    parser.add_argument("-r", "--repeats", type=int, default=3, help="best of N (end to end)")
+    parser.add_argument("--remote", action="store_true", help="also measure through aim server")
+    parser.add_argument("--remote-count", type=int, default=2_000)
+    args = parser.parse_args()
+
+    header = (
+        f"{'target':<8} {'values':>7} {'raw µs/val':>12} {'track µs/val':>14} {'ratio':>7}"
+        f" {'track() med µs':>14} {'p99 µs':>11}"
+    )
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-aim-") as directory:
+        raw_repo, track_repo = Path(directory, "raw"), Path(directory, "track")
+        raw_repo.mkdir()
+        aim.Repo.from_path(str(raw_repo), init=True)
+        rows += measure("local", str(raw_repo), f"aim:{track_repo}", args.count, args.repeats)
+        if args.remote:
+            with aim_server(Path(directory, "server")) as server:
+                rows += measure("remote", server.url, server.url, args.remote_count, 1)
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        print(row)
+    print(
+        "\nend to end = open + track all + close (everything stored); ratio = track / raw; "
+        "track() = caller-thread cost of one call"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""Aim specifics: options, how status and errors land in Aim, what Aim cannot store, remote."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+from aim.storage.context import Context as AimContext
+from aim_storage import AimStorageReader, open_aim_run
+
+import track_core as track
+from track_aim import create_backend
+from track_aim.testing import AimServer
+
+
+def test_options_from_the_string_and_from_keywords(tmp_path: Path) -> None:
+    from_string = track.get_backend(f"aim:{tmp_path / 'a'}?system_metrics=false&timeout=5")
+    from_keywords = track.get_backend(f"aim:{tmp_path / 'a'}", system_metrics=False, timeout=5)
+    assert from_string.location == from_keywords.location
+    assert track.Capability.REMOTE not in from_string.capabilities
+    with pytest.raises(TypeError, match="valid options are"):
+        track.get_backend(f"aim:{tmp_path / 'a'}?colour=blue")
+
+
+def test_a_run_looks_native_in_aim(tmp_path: Path) -> None:
+    backend = f"aim:{tmp_path / 'repo'}"
+    with track.start_run(
+        backend, experiment="native", name="r1", description="d", tags=["t"]
+    ) as run:
+        run["hparams"] = {"lr": 0.1, "model": {"depth": 50}}
+        for step in range(3):
+            run.track(step * 0.5, "loss", step=step, epoch=0, context={"subset": "train"})
+            run.track(step * 0.25, "loss", step=step, epoch=0, context={"subset": "val"})
+    stored = open_aim_run(tmp_path / "repo", run.id)
+    assert stored.experiment == "native" and stored.name == "r1" and stored.description == "d"
+    assert stored["hparams"] == {"lr": 0.1, "model": {"depth": 50}}
+    assert list(stored.tags) == ["t"]
+    metrics = {(m.name, m.context.to_dict()["subset"]) for m in stored.metrics()}
+    assert metrics == {("loss", "train"), ("loss", "val")}
+    val = stored.get_metric("loss", AimContext({"subset": "val"}))
+    steps, (values, _, _) = val.data.numpy()
+    assert list(steps) == [0, 1, 2] and list(values) == [0.0, 0.25, 0.5]
+
+
+def test_a_failed_run_records_status_and_error_where_aim_users_can_query_them(
+    tmp_path: Path,
+) -> None:
+    backend = f"aim:{tmp_path / 'repo'}"
+    with pytest.raises(FloatingPointError):
+        with track.start_run(backend) as run:
+            run.track(1.0, "loss")
+            raise FloatingPointError("Loss became infinite or NaN at iteration=7")
+    reader = AimStorageReader(open_aim_run(tmp_path / "repo", run.id))
+    assert reader.status is track.Status.FAILED
+    assert reader.error is not None and "iteration=7" in reader.error
+    assert not reader.run.active  # Aim's own end time is set: the run is not left "in progress"
+
+
+def test_what_aim_cannot_store_is_refused_before_anything_is_queued(tmp_path: Path) -> None:
+    with track.start_run(f"aim:{tmp_path / 'repo'}") as run:
+        with pytest.raises(ValueError, match="reserved"):
+            run.track(1.0, "__system__cpu")
+        with pytest.raises(ValueError, match="reserved"):
+            run.track(1.0, "loss", context={"__internal": 1})
+        with pytest.raises(ValueError, match="equal-width bins"):
+            run.track(track.Distribution(bin_edges=[0, 1, 3], counts=[1, 2]), "weights")
+        run.track(1.0, "loss")
+    assert [
+        p.value
+        for p in track.open_run(run.id, f"aim:{tmp_path / 'repo'}").sequence("loss").points()
+    ] == [1.0]
+
+
+def test_an_unreachable_server_is_a_clear_error_at_start() -> None:
+    with pytest.raises(ConnectionError, match=r"127\.0\.0\.1:9"):
+        track.start_run("aim://127.0.0.1:9?connect_timeout=1")
+
+
+@pytest.mark.server
+def test_the_server_going_away_mid_run_warns_and_does_not_crash(private_server: AimServer) -> None:
+    options = track.WriterOptions(flush_interval=0.05, close_timeout=1)
+    run = track.start_run(private_server.url, writer=options)
+    run.track(1.0, "loss")
+    assert run.flush(timeout=30)
+    private_server.stop()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for step in range(1, 200):
+            run.track(float(step), "loss")
+        run.close()
+    categories = {w.category for w in caught}
+    assert track.BackendUnavailableWarning in categories
+    assert track.DataNotWrittenWarning in categories  # the rest waits in the spool, said once
+
+
+def test_create_backend_defaults_to_the_aim_repo_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    backend = create_backend()
+    run = track.start_run(backend)
+    run.track(1.0, "x")
+    run.close()
+    assert (tmp_path / ".aim").is_dir()
