@@ -126,7 +126,7 @@ def find_svg_renderer() -> SvgToPng | None:
 
         return with_resvg
     try:
-        import cairosvg  # type: ignore[import-untyped, unused-ignore]
+        import cairosvg
     except (ImportError, OSError):  # OSError: the package is there, the cairo library is not
         return None
 
