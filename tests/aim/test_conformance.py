@@ -1,4 +1,7 @@
-"""The track_core conformance kit against a local Aim repo and against an ``aim server``."""
+"""The track_core conformance kit against a local Aim repo and against a real ``aim server``.
+
+The kit's storage reader (tests/aim/aim_storage.py) reads through Aim's own SDK only.
+"""
 
 from __future__ import annotations
 

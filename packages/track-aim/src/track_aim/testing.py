@@ -18,7 +18,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,25 +26,12 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from track_core.testing.ports import free_port, port_is_free
+
+__all__ = ["AimServer", "aim_server", "init_repo"]
+
 #: How long a starting server may take to answer (it took about 15 s on slow machines).
 START_TIMEOUT = 90.0
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 def _aim_command() -> list[str]:

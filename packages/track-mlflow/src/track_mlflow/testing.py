@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,22 +24,11 @@ from pathlib import Path
 
 import attrs
 
+from track_core.testing.ports import free_port, port_is_free
+
+__all__ = ["MlflowServer", "mlflow_server"]
+
 _START_TIMEOUT = 120.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 @attrs.define
@@ -74,7 +62,7 @@ class MlflowServer:
             return
         self.directory.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + timeout
-        while not _port_is_free(self.port):
+        while not port_is_free(self.port):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"port {self.port} is still in use")
             time.sleep(0.2)
@@ -144,7 +132,7 @@ class MlflowServer:
             log.close()  # type: ignore[attr-defined]
             self._log = None
         deadline = time.monotonic() + timeout
-        while not _port_is_free(self.port) and time.monotonic() < deadline:
+        while not port_is_free(self.port) and time.monotonic() < deadline:
             time.sleep(0.1)
 
     def restart(self, timeout: float = _START_TIMEOUT) -> None:
