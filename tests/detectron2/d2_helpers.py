@@ -7,6 +7,7 @@ model zoo (random weights, CPU) that trains in a few seconds.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,11 @@ from PIL import Image
 
 IMAGE_SIZE = 96
 CLASSES = ["square"]
+
+
+def same_value(a: float, b: float) -> bool:
+    """Equal, with NaN equal to NaN (an evaluator's AP is NaN when the model finds nothing)."""
+    return (math.isnan(a) and math.isnan(b)) or a == b
 
 
 def make_square_images(root: Path, count: int, seed: int) -> list[dict[str, Any]]:
@@ -237,6 +243,8 @@ def _gloo_worker(
     comm.synchronize()
     try:
         main_func(*args)
+        # rank 0 hosts the TCP store: no rank may tear it down while another still talks to it
+        comm.synchronize()
     finally:
         dist.destroy_process_group()
 

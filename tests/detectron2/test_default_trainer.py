@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import pytest
 import torch
 import yaml
+from d2_helpers import same_value
 
 import track_core as track
 from track_detectron2 import TrackHook, log_evaluation
@@ -20,10 +20,6 @@ from track_detectron2.settings import DEFAULT_EVAL_TASKS
 
 def _metrics_json(output_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (output_dir / "metrics.json").read_text().splitlines()]
-
-
-def _same(a: float, b: float) -> bool:
-    return (math.isnan(a) and math.isnan(b)) or a == b
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +89,7 @@ def test_every_metrics_json_scalar_once_at_its_iteration(trained: dict[str, Any]
             target = mapper(key)
             points = {p.step: p.value for p in run.sequence(target.name, target.context).points()}
             assert iteration in points, f"{key} missing at iteration {iteration}"
-            assert _same(points[iteration], value), (key, iteration, points[iteration], value)
+            assert same_value(points[iteration], value), (key, iteration, points[iteration], value)
             checked += 1
     assert checked >= 20
     # Exactly once: no (name, context, step) ever reached the backend twice.

@@ -4,12 +4,12 @@ through Aim's and MLflow's own SDKs. Run in an environment that has the backend 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+from d2_helpers import same_value
 
 from track_detectron2 import TrackHook
 
@@ -38,6 +38,13 @@ def _metrics_json(cfg: Any) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines]
 
 
+def _eval_lines(cfg: Any, key: str) -> dict[int, float]:
+    """``{iteration: value}`` of an evaluation result as Detectron2 wrote it to metrics.json."""
+    found = {line["iteration"]: line[key] for line in _metrics_json(cfg) if key in line}
+    assert found, f"no {key} in metrics.json"
+    return found
+
+
 def test_mlflow_end_to_end(make_cfg: Any, trainer_cls: type, tmp_path: Path) -> None:
     pytest.importorskip("track_mlflow")
     mlflow = pytest.importorskip("mlflow")
@@ -61,6 +68,10 @@ def test_mlflow_end_to_end(make_cfg: Any, trainer_cls: type, tmp_path: Path) -> 
         run.info.run_id, f"AP :: dataset: {val} :: subset: eval :: task: bbox"
     )
     assert sorted(m.step for m in ap) == [1, 4]
+    # NaN when the untrained model finds nothing, 0.0 when it finds only wrong boxes
+    by_step = {m.step: m.value for m in ap}
+    for iteration, value in _eval_lines(cfg, "bbox/AP").items():
+        assert same_value(by_step[iteration], value), (iteration, by_step[iteration], value)
     # the last metrics.json training line, value for value
     last = [line for line in _metrics_json(cfg) if "total_loss" in line][-1]
     by_step = {m.step: m.value for m in loss}
@@ -98,5 +109,7 @@ def test_aim_end_to_end(make_cfg: Any, trainer_cls: type, tmp_path: Path) -> Non
     ap_steps, ap_columns = ap.data.numpy()
     ap_values = ap_columns[0]
     assert ap_steps.tolist() == [1, 4]
-    assert all(math.isnan(v) for v in ap_values)  # an untrained model finds nothing
+    for iteration, value in _eval_lines(cfg, "bbox/AP").items():
+        stored = float(ap_values[ap_steps.tolist().index(iteration)])
+        assert same_value(stored, value), (iteration, stored, value)
     assert {"config.yaml", "metrics.json", "log.txt"} <= set(run.artifacts)
