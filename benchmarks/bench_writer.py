@@ -39,7 +39,8 @@ def percentile(samples: list[float], fraction: float) -> float:
 
 def measure_track(backend: str | track.Backend, count: int) -> tuple[list[float], float]:
     """Per-call µs on the caller's thread, and values per second until close() returned."""
-    options = track.WriterOptions(max_buffered=max(100_000, count + 10))
+    # close() waits as long as the backend needs: the measure is until every value is stored
+    options = track.WriterOptions(max_buffered=max(100_000, count + 10), close_timeout=3600.0)
     run = track.start_run(backend, experiment="bench-writer", writer=options)
     clock = time.perf_counter_ns
     durations: list[float] = []

@@ -147,7 +147,7 @@ def _start(
         description=description,
         tags=tag_set,
         params=params,
-        sequences=target.sequences(),
+        sequences=target.sequences() if run_id is not None else (),  # a new run holds none
     )
     if run_id is not None:
         if name is not None and name != stored.name:
