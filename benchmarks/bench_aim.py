@@ -114,7 +114,7 @@ def main() -> None:
         rows += measure("local", str(raw_repo), f"aim:{track_repo}", args.count, args.repeats)
         if args.remote:
             with aim_server(Path(directory, "server")) as server:
-                rows += measure("remote", server.url, server.url, args.remote_count, 1)
+                rows += measure("remote", server.url, server.url, args.remote_count, args.repeats)
     print(header)
     print("-" * len(header))
     for row in rows:
