@@ -263,6 +263,8 @@ def _sequence_infos(run: Any) -> list[SequenceInfo]:
 #: and slows down with big messages (1000 points in one message took over 30 s; 10 points per
 #: message was the fastest measured: about 3 ms per point, as fast as Aim's own run.track).
 REMOTE_CHUNK: int = 10
+#: Points stored between two offers of the GIL to other threads (the training loop).
+YIELD_EVERY: int = 16
 
 
 def _track_batch(run: Any, points: Sequence[TrackedPoint], contexts: dict[Context, Any]) -> None:
@@ -280,7 +282,9 @@ def _track_batch(run: Any, points: Sequence[TrackedPoint], contexts: dict[Contex
 def _track_chunk(run: Any, points: Sequence[TrackedPoint], contexts: dict[Context, Any]) -> None:
     tracker = run._tracker
     with run.repo.atomic_track(run.hash):
-        for point in points:
+        for index, point in enumerate(points):
+            if index % YIELD_EVERY == YIELD_EVERY - 1:
+                time.sleep(0)  # let a waiting training thread have the GIL now, not in 5 ms
             aim_context = contexts.get(point.context)
             if aim_context is None:
                 aim_context = contexts[point.context] = AimContext(point.context.to_dict())  # type: ignore[arg-type]
