@@ -7,14 +7,16 @@ step) is run:
 - with no tracking hook (the baseline),
 - with the seeds' style of hook: every value of ``storage.latest()`` logged one call at a time at
   every step (``mlflow.log_metric`` for MLflow, ``aim.Run.track`` for Aim),
-- with ``track_detectron2.TrackHook`` (``mlflow:sqlite:///...`` and ``aim:/path``),
+- with ``track_detectron2.TrackHook`` (``mlflow:sqlite:///...`` and ``aim:/path``), its SDK calls
+  in a writer process (the default) and in a writer thread (``writer_process="off"``),
 
 and reports, per variant, the training-loop time per step, the time it adds per step over the
 baseline (median of ``--repeats`` runs), that as a ratio of the baseline step and of a 50 ms step,
 the time the training thread spends inside the hook's ``after_step`` ("hook ms": the part of the
 cost that does not depend on timing noise; the wall-clock difference also includes what a
-background writer thread takes from the training thread), and the time spent at the end
-(closing / flushing the run). Usage::
+background writer takes from the training process), the time before the first step (opening
+the run; a writer process starts there) and the time spent at the end (closing / flushing the
+run). The loop is timed from its first step. Usage::
 
     python benchmarks/bench_detectron2.py                  # both backends, 200 steps
     python benchmarks/bench_detectron2.py --backends mlflow --steps 100 --json out.json
@@ -69,10 +71,16 @@ def batches(losses: int, batch: int) -> Any:
 
 
 class Stopwatch(HookBase):  # type: ignore[misc]
-    """Registered first: its after_train runs before the tracking hook closes its run."""
+    """Registered first: times the loop from its first step (after every hook's before_train,
+    where a run is opened) to after_train, which runs before the tracking hook closes its run."""
 
     def before_train(self) -> None:
-        self.start = time.perf_counter()
+        self.opened = time.perf_counter()
+        self.start: float | None = None
+
+    def before_step(self) -> None:
+        if self.start is None:
+            self.start = time.perf_counter()
 
     def after_train(self) -> None:
         self.loop_end = time.perf_counter()
@@ -143,8 +151,9 @@ def _timed(hook: HookBase, spent: list[float]) -> None:
 
 def run_once(
     make_hook: Callable[[], HookBase | None], steps: int, losses: int, width: int, batch: int
-) -> tuple[float, float, float]:
-    """Return (loop s/step, s spent after the loop, s/step inside the hook's after_step)."""
+) -> tuple[float, float, float, float]:
+    """Return (loop s/step, s spent after the loop, s/step inside the hook's after_step, s
+    before the first step)."""
     torch.manual_seed(0)
     model = SmallModel(losses, width)
     trainer = SimpleTrainer(
@@ -158,7 +167,13 @@ def run_once(
     trainer.register_hooks([watch, hooks.IterationTimer(), LR(), hook])
     trainer.train(0, steps)
     end = time.perf_counter()
-    return (watch.loop_end - watch.start) / steps, end - watch.loop_end, spent[0] / steps
+    assert watch.start is not None
+    return (
+        (watch.loop_end - watch.start) / steps,
+        end - watch.loop_end,
+        spent[0] / steps,
+        watch.start - watch.opened,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -198,6 +213,12 @@ def main(argv: list[str] | None = None) -> int:
                 experiment="bench",
                 upload=[],
             )
+            variants["track mlflow thread"] = lambda: TrackHook(
+                backend=f"mlflow:sqlite:///{tmp}/track-{next(counter)}.db",
+                experiment="bench",
+                upload=[],
+                writer_process="off",
+            )
         elif backend == "aim":
             if not (importlib.util.find_spec("aim") and importlib.util.find_spec("track_aim")):
                 print("skipping aim: install track-aim", file=sys.stderr)
@@ -210,16 +231,22 @@ def main(argv: list[str] | None = None) -> int:
             variants["track aim"] = lambda: TrackHook(
                 backend=f"aim:{tmp}/track-aim-{next(counter)}", experiment="bench", upload=[]
             )
+            variants["track aim thread"] = lambda: TrackHook(
+                backend=f"aim:{tmp}/track-aim-{next(counter)}",
+                experiment="bench",
+                upload=[],
+                writer_process="off",
+            )
         else:
             parser.error(f"unknown backend {backend!r}")
 
     run_once(lambda: None, 20, args.losses, args.width, args.batch)  # warm up torch
-    samples: dict[str, list[tuple[float, float, float]]] = {name: [] for name in variants}
+    samples: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in variants}
     for _ in range(args.repeats):  # interleaved, so drifts hit every variant alike
         for name, make in variants.items():
             samples[name].append(run_once(make, args.steps, args.losses, args.width, args.batch))
 
-    base = statistics.median(s for s, _, _ in samples["no hook"])
+    base = statistics.median(run[0] for run in samples["no hook"])
     results = []
     print(
         f"{args.steps} steps x {args.repeats} repeats, {args.losses + 4} scalars per step, "
@@ -227,12 +254,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"{'variant':<22}{'step ms':>10}{'added ms':>10}{'added %':>10}{'% of 50ms':>11}"
-        f"{'hook ms':>9}{'end s':>8}"
+        f"{'hook ms':>9}{'start s':>9}{'end s':>8}"
     )
     for name, runs in samples.items():
-        step = statistics.median(s for s, _, _ in runs)
-        end = statistics.median(e for _, e, _ in runs)
-        inside = statistics.median(h for _, _, h in runs)
+        step = statistics.median(run[0] for run in runs)
+        end = statistics.median(run[1] for run in runs)
+        inside = statistics.median(run[2] for run in runs)
+        opening = statistics.median(run[3] for run in runs)
         added = step - base
         row = {
             "variant": name,
@@ -241,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
             "added_ratio": added / base,
             "added_ratio_of_50ms": added / REFERENCE_STEP_S,
             "end_s": end,
+            "start_s": opening,
             "hook_after_step_ms": inside * 1e3,
             "steps": args.steps,
             "repeats": args.repeats,
@@ -248,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
         results.append(row)
         print(
             f"{name:<22}{step * 1e3:>10.2f}{added * 1e3:>10.3f}{100 * added / base:>9.2f}%"
-            f"{100 * added / REFERENCE_STEP_S:>10.2f}%{inside * 1e3:>9.3f}{end:>8.2f}"
+            f"{100 * added / REFERENCE_STEP_S:>10.2f}%{inside * 1e3:>9.3f}{opening:>9.2f}"
+            f"{end:>8.2f}"
         )
     if args.json:
         args.json.write_text(

@@ -8,7 +8,7 @@ For each backend (memory, Aim local, Aim server, MLflow sqlite, MLflow server) i
   batched call (``MlflowClient.log_batch`` of 1000) on the same values, and the ratios.
 Then memory while a backend is down: items held in memory and bytes spooled to disk.
 
-    python benchmarks/bench_writer.py [--values 20000] [--only aim-local,mlflow-sqlite]
+    python benchmarks/bench_writer.py [--values 20000] [--rounds 3] [--only aim-local,mlflow-sqlite]
 
 Needs track-core, track-aim and track-mlflow installed (``hatch run resilience:python ...``).
 """
@@ -177,6 +177,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--values", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (medians)")
     parser.add_argument(
         "--only",
         default=None,
@@ -185,28 +186,43 @@ def main() -> None:
     arguments = parser.parse_args()
     only = set(arguments.only.split(",")) if arguments.only else None
     count = arguments.values
+    rounds = arguments.rounds
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         os.environ["TRACK_SPOOL_DIR"] = str(folder / "spool")
         rows = []
         with backends(folder, only) as entries:
             for label, backend, raw in entries:
-                durations, throughput = measure_track(backend, count)
-                raw_single, raw_batched = raw(count)
+                measure_track(backend, min(count, 2_000))  # warm-up: imports, first contexts
+                # Speeds drift on a shared machine: track and the raw SDK alternate, and each
+                # figure is the median over the rounds.
+                medians, p99s, throughputs, singles, batches = [], [], [], [], []
+                for _ in range(rounds):
+                    durations, throughput = measure_track(backend, count)
+                    medians.append(statistics.median(durations))
+                    p99s.append(percentile(durations, 0.99))
+                    throughputs.append(throughput)
+                    raw_single, raw_batched = raw(count)
+                    singles.append(raw_single)
+                    if raw_batched is not None:
+                        batches.append(raw_batched)
                 rows.append(
                     (
                         label,
-                        statistics.median(durations),
-                        percentile(durations, 0.99),
-                        throughput,
-                        raw_single,
-                        raw_batched,
+                        statistics.median(medians),
+                        statistics.median(p99s),
+                        statistics.median(throughputs),
+                        statistics.median(singles),
+                        statistics.median(batches) if batches else None,
                     )
                 )
                 print(f"measured {label}", flush=True)
         down = memory_while_down(max(count, 200_000), folder / "spool")
     print()
-    print(f"{count} scalar values per backend; track() is timed on the caller's thread")
+    print(
+        f"{count} scalar values per backend, median of {rounds} alternating rounds; "
+        "track() is timed on the caller's thread"
+    )
     header = (
         f"{'backend':<15}{'track median µs':>17}{'track p99 µs':>14}{'track values/s':>16}"
         f"{'raw per-value/s':>17}{'raw batch/s':>13}{'vs per-value':>14}{'vs batch':>10}"

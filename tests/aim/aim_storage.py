@@ -16,7 +16,7 @@ from typing import Any
 
 import aim
 from aim.sdk.index_manager import RepoIndexManager
-from aim.sdk.repo import Repo
+from aim.sdk.repo import ContainerConfig, Repo
 from aim.storage.context import Context as AimContext
 
 from track_core.backend import Point, SequenceInfo
@@ -42,7 +42,9 @@ def open_aim_run(repo_root: Path | str, run_hash: str) -> aim.Run:
         raise KeyError(run_hash)
     with contextlib.suppress(Exception):  # a live aim server may hold the index: it is indexed
         RepoIndexManager.get_index_manager(repo).index(run_hash)
-    repo.container_pool.clear()  # read-only RocksDB handles are snapshots
+    # A read-only RocksDB is a snapshot: drop the cached index so that reads see the new one.
+    # (Clearing the whole pool also drops write handles that still hold their RocksDB lock.)
+    repo.container_pool.pop(ContainerConfig("meta", None, True), None)
     run = repo.get_run(run_hash)
     if run is None:
         raise KeyError(run_hash)
@@ -80,6 +82,10 @@ class AimStorageReader:
         if self.run.active:
             return Status.RUNNING
         return Status(self.run["__track__", "status"])
+
+    @property
+    def archived(self) -> bool:
+        return bool(self.run.archived)  # Aim's own flag, the one its UI filters on
 
     @property
     def error(self) -> str | None:

@@ -25,6 +25,16 @@ class TestLocalRepo(BackendConformance):
     def storage_reader(self, tmp_path: Path) -> StorageReader:
         return lambda run_id: AimStorageReader(open_aim_run(tmp_path / "runs", run_id))
 
+    @pytest.fixture
+    def backend_string(self, tmp_path: Path) -> str:
+        return f"aim:{tmp_path / 'runs'}"
+
+
+class TestLocalRepoWriterProcess(TestLocalRepo):
+    """The whole kit again, with every run's Aim calls made by a writer process."""
+
+    writer_process = "on"
+
 
 @pytest.mark.server
 class TestRemoteServer(BackendConformance):
@@ -44,3 +54,7 @@ class TestRemoteServer(BackendConformance):
     def storage_reader(self, server: AimServer) -> StorageReader:
         # read the server's repo on disk with the local Aim SDK: what really landed there
         return lambda run_id: AimStorageReader(open_aim_run(server.repo_dir, run_id))
+
+    @pytest.fixture
+    def backend_string(self, server: AimServer, tmp_path: Path) -> str:
+        return f"{server.url}?artifacts_uri={(tmp_path / 'artifacts').as_uri()}"

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 import attrs
 import pytest
 
-from track_core.backend import Point, SequenceInfo
+from track_core.backend import Capability, Point, SequenceInfo
 from track_core.context import Context
 from track_core.memory import MemoryBackend, MemoryStore, StoredRun
 from track_core.params import Param
@@ -28,6 +28,7 @@ class RawMemoryReader:
     name = property(lambda self: self.raw.name)
     description = property(lambda self: self.raw.description)
     tags = property(lambda self: self.raw.tags)
+    archived = property(lambda self: self.raw.archived)
 
     @property
     def status(self) -> Status:
@@ -63,6 +64,26 @@ class TestMemoryBackend(BackendConformance):
     def backend(self) -> MemoryBackend:
         location = f"kit-{uuid.uuid4().hex}"
         return MemoryBackend(MemoryStore(), location)
+
+    @pytest.fixture
+    def storage_reader(self, backend: MemoryBackend) -> StorageReader:
+        return lambda run_id: RawMemoryReader(backend.store.runs[run_id])
+
+
+class ScalarsOnlyMemoryBackend(MemoryBackend):
+    """A backend that declares no optional capability: what a minimal third-party backend is."""
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        return frozenset()
+
+
+class TestScalarsOnlyBackend(BackendConformance):
+    """The kit holds a minimal backend to what it declares: absent capabilities get clear errors."""
+
+    @pytest.fixture
+    def backend(self) -> MemoryBackend:
+        return ScalarsOnlyMemoryBackend(MemoryStore(), f"kit-{uuid.uuid4().hex}")
 
     @pytest.fixture
     def storage_reader(self, backend: MemoryBackend) -> StorageReader:

@@ -6,6 +6,7 @@ the same failure a dead server gives; the real-server versions are in tests/resi
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
@@ -220,3 +221,43 @@ def test_nan_is_stored_and_warned_once_per_sequence(backend: MemoryBackend) -> N
     assert len(caught) == 1
     run.close()
     assert [str(v) for v in values_of(backend, run.id)] == ["1.0", "nan", "inf"]
+
+
+def test_writer_process_words() -> None:
+    assert track.WriterOptions(process=True).process == "on"
+    assert track.WriterOptions(process=False).process == "off"
+    assert track.WriterOptions(process=" AUTO ").process == "auto"
+    with pytest.raises(ValueError, match="'off', 'on' or 'auto'"):
+        track.WriterOptions(process="sometimes")
+
+
+def test_writer_process_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRACK_WRITER_PROCESS", "auto")
+    assert track.WriterOptions().process == "auto"
+    monkeypatch.delenv("TRACK_WRITER_PROCESS")
+    assert track.WriterOptions().process == "off"
+
+
+def test_a_writer_process_where_none_can_be_made_warns_and_writes_from_a_thread() -> None:
+    location = f"memory:writer-{uuid.uuid4().hex}"
+    with pytest.warns(track.TrackWarning, match="does not declare Capability.WRITER_PROCESS"):
+        run = track.start_run(location, writer=track.WriterOptions(process="on"))
+    assert isinstance(run, track.TrackedRun)
+    with run:
+        run.track(1.5, "loss", step=0)
+    assert run.writer_pid == os.getpid()
+    assert [p.value for p in track.open_run(run.id, location).sequence("loss").points()] == [1.5]
+
+
+def test_auto_writer_process_is_silent_where_none_can_be_made(backend: MemoryBackend) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run = track.start_run(backend, writer=track.WriterOptions(process="auto"))
+        run.close()
+    assert run.writer_pid == os.getpid()
+
+
+def test_a_writer_process_needs_a_backend_string(backend: MemoryBackend) -> None:
+    with pytest.warns(track.TrackWarning, match="pass a backend string"):
+        run = track.start_run(backend, writer=track.WriterOptions(process="on"))
+    run.close()

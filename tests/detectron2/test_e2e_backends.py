@@ -4,12 +4,14 @@ through Aim's and MLflow's own SDKs. Run in an environment that has the backend 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 from d2_helpers import same_value
+from detectron2.engine import HookBase
 
 from track_detectron2 import TrackHook
 
@@ -28,8 +30,17 @@ def _train(make_cfg: Any, trainer_cls: type, backend: str) -> Any:
     torch.manual_seed(0)
     trainer = trainer_cls(cfg)
     trainer.resume_or_load(resume=False)
-    trainer.register_hooks([TrackHook(cfg)])
+    track_hook = TrackHook(cfg)
+    writer_pids: list[int] = []
+
+    class WriterPid(HookBase):  # type: ignore[misc]
+        def after_step(self) -> None:
+            writer_pids.append(track_hook.run.writer_pid)
+
+    trainer.register_hooks([track_hook, WriterPid()])
     trainer.train()
+    # by default (WRITER_PROCESS "auto") the backend's SDK calls ran in a writer process
+    assert writer_pids and os.getpid() not in writer_pids
     return cfg
 
 

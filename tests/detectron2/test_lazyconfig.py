@@ -39,6 +39,21 @@ def test_add_track_config_to_lazyconfig() -> None:
     assert settings.tags == ("lazy",)
     assert settings.output_dir == "/tmp/out"
     assert settings.write_period == 20
+    assert settings.writer_process is None
+
+
+def test_writer_process_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TRACK_WRITER_PROCESS", raising=False)
+    assert TrackSettings().writer_options().process == "auto"
+    monkeypatch.setenv("TRACK_WRITER_PROCESS", "off")
+    assert TrackSettings().writer_options().process == "off"  # the environment, for debugging
+    assert TrackSettings(writer_process="on").writer_options().process == "on"
+    cfg = OmegaConf.create({"train": {"output_dir": "/tmp/out"}})
+    add_track_config(cfg)
+    cfg.track.writer_process = "on"
+    assert TrackSettings.from_config(cfg).writer_options().process == "on"
+    with pytest.raises(ValueError, match="'off', 'on' or 'auto'"):
+        TrackSettings(writer_process="sometimes")
 
 
 def _params_of(model: Any) -> Any:

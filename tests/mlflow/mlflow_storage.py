@@ -74,6 +74,10 @@ class MlflowStorageReader:
         return _STATUS[self._run.info.status]
 
     @property
+    def archived(self) -> bool:
+        return self._tags.get("track.archived") == "true"
+
+    @property
     def error(self) -> str | None:
         if self._tags.get("track.error.cut") == "true":
             return _read(self._client, self.id, "track/error.txt").decode()

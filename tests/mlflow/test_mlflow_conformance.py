@@ -28,9 +28,19 @@ class TestMlflowSqlite(BackendConformance):
 
         return read
 
+    @pytest.fixture
+    def backend_string(self, backend: MlflowBackend) -> str:
+        return f"mlflow:{backend.tracking_uri}"
+
     def test_declares_batch_writes_and_is_local(self, backend: Backend) -> None:
         assert Capability.BATCH_WRITES in backend.capabilities
         assert Capability.REMOTE not in backend.capabilities
+
+
+class TestMlflowSqliteWriterProcess(TestMlflowSqlite):
+    """The whole kit again, with every run's MLflow calls made by a writer process."""
+
+    writer_process = "on"
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +62,10 @@ class TestMlflowServer(BackendConformance):
             return MlflowStorageReader(backend.tracking_uri, run_id)
 
         return read
+
+    @pytest.fixture
+    def backend_string(self, backend: MlflowBackend) -> str:
+        return f"mlflow:{backend.tracking_uri}"
 
     def test_declares_remote(self, backend: Backend) -> None:
         assert Capability.REMOTE in backend.capabilities

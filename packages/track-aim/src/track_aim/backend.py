@@ -79,6 +79,8 @@ _BASE_CAPABILITIES: Final = frozenset(
         Capability.DISTRIBUTIONS,
         Capability.RESUME,
         Capability.BATCH_WRITES,
+        Capability.ARCHIVE,
+        Capability.WRITER_PROCESS,
     }
 )
 
@@ -406,6 +408,9 @@ class AimRunWriter:
 
         self._call(action)
 
+    def set_archived(self, archived: bool) -> None:
+        self._call(lambda run: setattr(run, "archived", archived))
+
     def log_artifact(self, path: str, name: str) -> None:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"cannot log artifact {name!r}: no file at {path}")
@@ -507,6 +512,10 @@ class AimRunReader:
     @property
     def status(self) -> Status:
         return run_status(self._track_block().get("status"), self._run.end_time)
+
+    @property
+    def archived(self) -> bool:
+        return bool(self._run.archived)
 
     @property
     def error(self) -> str | None:

@@ -36,6 +36,7 @@ from track_core.errors import (
     SequenceKindError,
     TrackError,
     TrackWarning,
+    WriterProcessError,
 )
 from track_core.noop import NoOpRun
 from track_core.params import to_params
@@ -80,6 +81,7 @@ __all__ = [
     "TrackedRun",
     "ValueKind",
     "WriterOptions",
+    "WriterProcessError",
     "distributed",
     "get_backend",
     "installed_backends",

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from track_core import discovery
-from track_core.backend import Backend, Capability, RunSpec
+from track_core.backend import Backend, Capability, RunSpec, RunWriter
 from track_core.discovery import DISABLED, RUN_OPTIONS, BackendString, get_backend
 from track_core.distributed import is_main_process
+from track_core.errors import TrackWarning
 from track_core.names import check_description, check_label, check_tags
 from track_core.noop import NoOpRun
 from track_core.protocols import Run
@@ -90,10 +92,12 @@ def start_run(
             "run_id": run_id,
         },
     )
+    source: tuple[str, dict[str, Any]] | None = None
     if isinstance(backend, str) or backend is None:
         assert spec_text is not None
         store = get_backend(spec_text, **backend_options)
         origin = redact(spec_text.partition("?")[0])
+        source = (spec_text, backend_options)
     else:
         if backend_options:
             raise TypeError(
@@ -101,11 +105,40 @@ def start_run(
             )
         store = backend
         origin = f"{backend.name}:{backend.location}"
-    return _start(store, origin, options, writer or WriterOptions())
+    return _start(store, origin, options, writer or WriterOptions(), source)
+
+
+def _writer_source(
+    backend: Backend, writer_options: WriterOptions, source: tuple[str, dict[str, Any]] | None
+) -> tuple[str, dict[str, Any]] | None:
+    """The backend string and options a writer process is made from (None: write in a thread)."""
+    if writer_options.process == "off" or writer_options.synchronous:
+        return None
+    if source is None:
+        reason: str | None = "it was given a Backend object; pass a backend string instead"
+    elif Capability.WRITER_PROCESS not in backend.capabilities:
+        reason = f"the {backend.name} backend does not declare Capability.WRITER_PROCESS"
+    else:
+        from track_core.writer_process import can_run_in_process  # subprocess, sockets: lazily
+
+        reason = can_run_in_process(source[1])
+    if reason is None:
+        return source
+    if writer_options.process == "on":
+        warnings.warn(
+            f"track: the run's writes stay in a thread of this process: {reason}",
+            TrackWarning,
+            stacklevel=4,
+        )
+    return None
 
 
 def _start(
-    backend: Backend, origin: str, options: dict[str, Any], writer_options: WriterOptions
+    backend: Backend,
+    origin: str,
+    options: dict[str, Any],
+    writer_options: WriterOptions,
+    source: tuple[str, dict[str, Any]] | None = None,
 ) -> TrackedRun:
     experiment = options.get("experiment")
     name = options.get("name")
@@ -118,19 +151,32 @@ def _start(
     if description is not None:
         check_description(description)
     run_id = options.get("run_id")
+    in_process = _writer_source(backend, writer_options, source)
+    if in_process is not None:
+        from track_core.writer_process import ProcessRunWriter
+    target: RunWriter
     if run_id is not None:
         if Capability.RESUME not in backend.capabilities:
             raise TypeError(f"the {backend.name} backend cannot resume runs")
-        target = backend.resume_run(str(run_id))
+        if in_process is not None:
+            target = ProcessRunWriter(*in_process, str(run_id))
+        else:
+            target = backend.resume_run(str(run_id))
         stored = backend.read_run(target.id)
         params = dict(stored.params)
         experiment = stored.experiment
         name = name or stored.name
         description = description if description is not None else stored.description
         tag_set = stored.tags | tag_set
+        archived = Capability.ARCHIVE in backend.capabilities and stored.archived
     else:
-        target = backend.create_run(RunSpec(experiment, name, description, tag_set))
+        spec = RunSpec(experiment, name, description, tag_set)
+        if in_process is not None:
+            target = ProcessRunWriter(*in_process, spec)
+        else:
+            target = backend.create_run(spec)
         params = {}
+        archived = False
     spool = Spool(
         default_spool_dir() / f"{backend.name}-{target.id}{SPOOL_SUFFIX}",
         SpoolHeader(origin, target.id),
@@ -148,6 +194,7 @@ def _start(
         tags=tag_set,
         params=params,
         sequences=target.sequences() if run_id is not None else (),  # a new run holds none
+        archived=archived,
     )
     if run_id is not None:
         if name is not None and name != stored.name:

@@ -31,6 +31,13 @@ class Capability(enum.Enum):
     BATCH_WRITES = "batch_writes"
     #: The backend talks to a server; it may go away and come back.
     REMOTE = "remote"
+    #: Runs can be archived (hidden from the default views, as Aim's UI does) and unarchived:
+    #: ``RunWriter.set_archived``.
+    ARCHIVE = "archive"
+    #: A backend made from the same backend string in another process writes the storage that
+    #: this process reads, so writes can run in a child process (``WriterOptions.process``).
+    #: Not the ``memory`` backend: its store lives in one process.
+    WRITER_PROCESS = "writer_process"
 
 
 @attrs.frozen
@@ -119,6 +126,10 @@ class RunWriter(Protocol):
         """Store the local file ``path`` under ``name`` (a relative path such as ``model/x.pt``)."""
         ...
 
+    def set_archived(self, archived: bool) -> None:
+        """Archive or unarchive the run (called only when the backend declares ARCHIVE)."""
+        ...
+
     def close(self, status: Status, error: str | None) -> None:
         """Record the end status (and the error of a failed run) and release resources."""
         ...
@@ -149,6 +160,11 @@ class RunReader(Protocol):
     @property
     def error(self) -> str | None:
         """The error recorded when the run failed."""
+        ...
+
+    @property
+    def archived(self) -> bool:
+        """Whether the run is archived (always False where the backend lacks ARCHIVE)."""
         ...
 
     @property

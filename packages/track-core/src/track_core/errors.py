@@ -23,6 +23,10 @@ class SequenceKindError(TrackError, TypeError):
     """A sequence holds one kind of value (scalars, images, texts or distributions)."""
 
 
+class WriterProcessError(TrackError, RuntimeError):
+    """A writer process could not start, or ended before it answered (its values are kept)."""
+
+
 class TrackWarning(UserWarning):
     """Base class of track's warnings."""
 

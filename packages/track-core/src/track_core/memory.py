@@ -50,6 +50,7 @@ class StoredRun:
     created_at: float
     status: Status = Status.RUNNING
     error: str | None = None
+    archived: bool = False
     params: dict[str, Param] = attrs.Factory(dict)
     sequences: dict[tuple[str, Context], StoredSequence] = attrs.Factory(dict)
     artifacts: dict[str, bytes] = attrs.Factory(dict)
@@ -132,6 +133,11 @@ class MemoryRunWriter:
             self._store.check_available()
             self._run.tags = frozenset(tags)
 
+    def set_archived(self, archived: bool) -> None:
+        with self._store.lock:
+            self._store.check_available()
+            self._run.archived = archived
+
     def log_artifact(self, path: str, name: str) -> None:
         data = Path(path).read_bytes()
         with self._store.lock:
@@ -186,6 +192,10 @@ class MemoryRunReader:
         return self._run.error
 
     @property
+    def archived(self) -> bool:
+        return self._run.archived
+
+    @property
     def params(self) -> Mapping[str, Param]:
         with self._store.lock:
             return copy.deepcopy(self._run.params)
@@ -214,7 +224,8 @@ class MemoryRunReader:
 
 @attrs.define
 class MemoryBackend:
-    """The reference backend: stores everything, supports every capability."""
+    """The reference backend: stores everything in this process; every capability but REMOTE
+    and WRITER_PROCESS."""
 
     _store: MemoryStore
     _location: str = "default"
@@ -233,7 +244,7 @@ class MemoryBackend:
 
     @property
     def capabilities(self) -> frozenset[Capability]:
-        return frozenset(Capability) - {Capability.REMOTE}
+        return frozenset(Capability) - {Capability.REMOTE, Capability.WRITER_PROCESS}
 
     def check_sequence(self, name: str, context: Context, kind: ValueKind) -> None:
         return None

@@ -25,6 +25,7 @@ class NoOpRun:
     name: str | None = None
     description: str | None = None
     tags: frozenset[str] = frozenset()
+    archived = False
 
     @property
     def status(self) -> Status:
@@ -60,6 +61,9 @@ class NoOpRun:
         pass
 
     def remove_tag(self, tag: str) -> None:
+        pass
+
+    def set_archived(self, archived: bool = True) -> None:
         pass
 
     def log_artifact(self, path: str, name: str | None = None) -> None:

@@ -97,6 +97,14 @@ class Run(Protocol):
 
     def remove_tag(self, tag: str) -> None: ...
 
+    @property
+    def archived(self) -> bool: ...
+
+    def set_archived(self, archived: bool = True) -> None:
+        """Archive the run (Aim's "archived": hidden from the UI's default views) or unarchive it.
+        A TypeError where the backend cannot archive."""
+        ...
+
     def log_artifact(self, path: str, name: str | None = None) -> None:
         """Store a local file with the run, under ``name`` (default: the file's name)."""
         ...

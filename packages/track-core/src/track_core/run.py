@@ -73,6 +73,7 @@ class TrackedRun:
         tags: frozenset[str],
         params: Mapping[str, Param],
         sequences: Sequence[SequenceInfo],
+        archived: bool = False,
     ) -> None:
         self._backend = backend
         self._writer = writer
@@ -81,6 +82,7 @@ class TrackedRun:
         self._name = name
         self._description = description
         self._tags = tags
+        self._archived = archived
         self._params: dict[str, Param] = dict(params)
         self._status = Status.RUNNING
         self._lock = threading.Lock()
@@ -122,6 +124,17 @@ class TrackedRun:
     @property
     def tags(self) -> frozenset[str]:
         return self._tags
+
+    @property
+    def archived(self) -> bool:
+        return self._archived
+
+    @property
+    def writer_pid(self) -> int:
+        """The process that makes the backend calls: this one, or a writer process
+        (``WriterOptions(process=...)``)."""
+        pid = getattr(self._writer.target, "pid", None)
+        return pid if isinstance(pid, int) else os.getpid()
 
     @property
     def status(self) -> Status:
@@ -169,6 +182,19 @@ class TrackedRun:
             self._check_open()
             self._tags = self._tags - {tag}
             self._writer.put(Operation("set_tags", (self._tags,)))
+
+    def set_archived(self, archived: bool = True) -> None:
+        if not isinstance(archived, bool):
+            raise TypeError(f"archived must be True or False, got {archived!r}")
+        if Capability.ARCHIVE not in self._backend.capabilities:
+            raise TypeError(
+                f"the {self._backend.name} backend cannot archive runs (it does not declare "
+                "Capability.ARCHIVE)"
+            )
+        with self._lock:
+            self._check_open()
+            self._archived = archived
+            self._writer.put(Operation("set_archived", (archived,)))
 
     # -- params ----------------------------------------------------------------------------
     @property

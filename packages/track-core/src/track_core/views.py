@@ -93,6 +93,10 @@ class RunView:
         return self._reader.error
 
     @property
+    def archived(self) -> bool:
+        return self._reader.archived
+
+    @property
     def params(self) -> Mapping[str, Param]:
         return copy.deepcopy(dict(self._reader.params))
 
@@ -123,6 +127,7 @@ class RunView:
     set_description = _read_only
     add_tag = _read_only
     remove_tag = _read_only
+    set_archived = _read_only
     log_artifact = _read_only
 
     def flush(self, timeout: float | None = None) -> bool:

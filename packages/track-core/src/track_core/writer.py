@@ -34,6 +34,14 @@ class Operation:
     args: tuple[Any, ...]
 
 
+_PROCESS_WORDS = {"0": "off", "false": "off", "1": "on", "true": "on", "": "off"}
+
+
+def _process_word(value: object) -> str:
+    text = str(value).strip().lower()
+    return _PROCESS_WORDS.get(text, text)
+
+
 def _env_float(name: str, default: float) -> float:
     value = os.environ.get(name)
     return float(value) if value else default
@@ -51,9 +59,24 @@ class WriterOptions:
     flush_interval: float = attrs.field(factory=lambda: _env_float("TRACK_FLUSH_INTERVAL", 0.2))
     #: Most seconds ``close()`` (and interpreter exit) wait for the backend.
     close_timeout: float = attrs.field(factory=lambda: _env_float("TRACK_CLOSE_TIMEOUT", 15.0))
+    #: Where the backend's calls run: ``"off"``, in a thread of this process; ``"on"``, in a child
+    #: process (the backend's SDK then never holds this process's GIL; where that cannot be
+    #: done a warning says why and a thread is used); ``"auto"``, a child process where it can be
+    #: done, silently a thread elsewhere. ``$TRACK_WRITER_PROCESS``.
+    process: str = attrs.field(
+        factory=lambda: os.environ.get("TRACK_WRITER_PROCESS", "off"),
+        converter=_process_word,
+    )
     #: First and longest wait between retries of a failing backend.
     retry_initial: float = 0.25
     retry_max: float = 5.0
+
+    @process.validator
+    def _check_process(self, attribute: object, value: str) -> None:
+        if value not in ("off", "on", "auto"):
+            raise ValueError(
+                f"process must be 'off', 'on' or 'auto' (TRACK_WRITER_PROCESS), got {value!r}"
+            )
 
     @max_buffered.validator
     def _check_buffer(self, attribute: object, value: int) -> None:
@@ -134,6 +157,11 @@ class BackgroundWriter:
         with self._progress:
             while len(self._queue) >= self._options.max_buffered and self._thread_alive():
                 self._progress.wait(0.05)
+
+    @property
+    def target(self) -> RunWriter:
+        """The RunWriter the items go to."""
+        return self._target
 
     def _thread_alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()

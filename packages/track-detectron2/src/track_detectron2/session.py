@@ -160,6 +160,7 @@ class Session:
                 tags=settings.tags or None,
                 run_id=settings.run_id,
                 enabled=enabled,
+                writer=settings.writer_options(),
             )
         if isinstance(self.run, track.NoOpRun):
             self.active = False

@@ -7,10 +7,13 @@ a lower-case ``cfg.track`` node, with the same settings. A keyword argument give
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from typing import Any
 
 import attrs
+
+import track_core as track
 
 #: Evaluation tasks whose results Detectron2 flattens to ``<task>/<metric>`` (or
 #: ``<dataset>/<task>/<metric>`` with several test sets): COCO/LVIS/Pascal (bbox, segm,
@@ -71,6 +74,10 @@ class TrackSettings:
     ``enabled``: None tracks on the main process only; False switches tracking off.
     ``output_dir``: where metrics.json and log.txt are (default: ``cfg.OUTPUT_DIR`` or
     ``cfg.train.output_dir``).
+    ``writer_process``: where the backend's SDK calls run (``track_core.WriterOptions.process``):
+    ``"auto"`` (the default unless ``$TRACK_WRITER_PROCESS`` says otherwise) puts them in a
+    child process where the backend allows it (Aim, MLflow), so that they never hold the
+    training process's GIL; ``"off"`` keeps them in a thread; ``"on"`` warns where it cannot.
     """
 
     backend: Any = attrs.field(default=None)
@@ -87,6 +94,17 @@ class TrackSettings:
     eval_tasks: tuple[str, ...] = attrs.field(default=DEFAULT_EVAL_TASKS, converter=_str_tuple)
     enabled: bool | None = attrs.field(default=None)
     output_dir: str | None = attrs.field(default=None, converter=_str_or_none)
+    writer_process: str | None = attrs.field(default=None, converter=_str_or_none)
+
+    @writer_process.validator
+    def _check_writer_process(self, attribute: attrs.Attribute[Any], value: str | None) -> None:
+        if value is not None:
+            track.WriterOptions(process=value)  # raises for anything but off / on / auto
+
+    def writer_options(self) -> track.WriterOptions:
+        """The run's writer options: ``writer_process``, else the environment's, else auto."""
+        process = self.writer_process or os.environ.get("TRACK_WRITER_PROCESS") or "auto"
+        return track.WriterOptions(process=process)
 
     @backend.validator
     def _check_backend(self, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -178,7 +196,7 @@ def add_track_config(cfg: Any) -> Any:
     ``TAGS``: list of str. ``UPLOAD``: ``["config", "metrics", "log"]`` by default; add
     ``"model"`` for the final checkpoint, or globs relative to the output directory.
     ``WRITE_PERIOD`` (20), ``WINDOW_SIZE`` (20), ``LOG_IMAGES`` (True), ``LOG_HISTOGRAMS`` (True),
-    ``EVAL_TASKS``: see ``TrackSettings``.
+    ``EVAL_TASKS``, ``WRITER_PROCESS`` ("" means auto): see ``TrackSettings``.
     """
     defaults: dict[str, Any] = {
         "BACKEND": "",
@@ -193,6 +211,7 @@ def add_track_config(cfg: Any) -> Any:
         "LOG_IMAGES": True,
         "LOG_HISTOGRAMS": True,
         "EVAL_TASKS": list(DEFAULT_EVAL_TASKS),
+        "WRITER_PROCESS": "",
     }
     module = type(cfg).__module__ or ""
     if module.startswith("omegaconf"):

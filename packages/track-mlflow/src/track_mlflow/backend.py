@@ -65,6 +65,7 @@ TAG_ERROR_CUT: Final = "track.error.cut"
 TAG_PARAMS_CHANGED: Final = "track.params.changed"
 TAG_LOGGED_IMAGES: Final = "mlflow.loggedImages"
 TAG_NOTE: Final = "mlflow.note.content"
+TAG_ARCHIVED: Final = "track.archived"
 PARAMS_ARTIFACT: Final = "track/params.json"
 ERROR_ARTIFACT: Final = "track/error.txt"
 RESERVED_ARTIFACT_DIR: Final = "track"
@@ -449,6 +450,11 @@ class MlflowRunWriter:
     def set_description(self, description: str) -> None:
         self._client.set_tag(self._run_id, TAG_NOTE, description)
 
+    def set_archived(self, archived: bool) -> None:
+        # MLflow's only way to hide a run is deletion, which `mlflow gc` makes permanent: a tag
+        # keeps the run and lets the UI filter on it (`tags.track.archived != "true"`).
+        self._client.set_tag(self._run_id, TAG_ARCHIVED, "true" if archived else "false")
+
     def set_tags(self, tags: frozenset[str]) -> None:
         with self._lock:
             for label in sorted(self._labels - tags):
@@ -541,6 +547,10 @@ class MlflowRunReader:
     @property
     def status(self) -> Status:
         return self._status
+
+    @property
+    def archived(self) -> bool:
+        return self._tags.get(TAG_ARCHIVED) == "true"
 
     @property
     def error(self) -> str | None:
@@ -653,6 +663,8 @@ class MlflowBackend:
             Capability.ARTIFACTS,
             Capability.RESUME,
             Capability.BATCH_WRITES,
+            Capability.ARCHIVE,
+            Capability.WRITER_PROCESS,
         }
         if self._where.remote:
             capabilities.add(Capability.REMOTE)

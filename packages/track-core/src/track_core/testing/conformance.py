@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -96,10 +97,15 @@ def _same_scalar(got: object, expected: float | int) -> bool:
 
 
 class BackendConformance:
-    """The conformance tests. Provide the fixtures ``backend`` and ``storage_reader``."""
+    """The conformance tests. Provide the fixtures ``backend`` and ``storage_reader``, and
+    ``backend_string`` where the backend declares ``Capability.WRITER_PROCESS``."""
 
     #: Seconds a point's timestamp may differ from the moment ``track()`` was called.
     timestamp_tolerance: float = 0.002
+    #: ``"on"`` runs every test with the backend's writes in a writer process (made from the
+    #: ``backend_string`` fixture); ``"off"`` (the default) writes from a thread.
+    writer_process: str = "off"
+    _backend_string: str | None = None
 
     # -- fixtures and helpers for subclasses -----------------------------------------------
     @pytest.fixture
@@ -113,15 +119,36 @@ class BackendConformance:
             "run_id -> RunReader that reads the backend's storage directly"
         )
 
+    @pytest.fixture
+    def backend_string(self, backend: Backend) -> str | None:
+        """The backend string that makes a backend writing the same storage as ``backend``
+        (needed by backends that declare WRITER_PROCESS); None where there is none."""
+        return None
+
+    @pytest.fixture(autouse=True)
+    def _remember_backend_string(self, backend_string: str | None) -> None:
+        self._backend_string = backend_string
+
     @staticmethod
     def require(backend: Backend, capability: Capability) -> None:
         if capability not in backend.capabilities:
             pytest.skip(f"the {backend.name} backend does not declare {capability.value}")
 
-    @staticmethod
-    def start(backend: Backend, **options: Any) -> track.TrackedRun:
-        run = track.start_run(backend, enabled=True, **options)
+    def start(self, backend: Backend, **options: Any) -> track.TrackedRun:
+        """Start a run as users do: through ``start_run`` (and a writer process when
+        ``writer_process`` is ``"on"``)."""
+        if self.writer_process == "off":
+            run = track.start_run(backend, enabled=True, **options)
+        else:
+            if self._backend_string is None:
+                pytest.fail("writer_process = 'on' needs a 'backend_string' fixture")
+            with_process = track.WriterOptions(process=self.writer_process)
+            run = track.start_run(
+                self._backend_string, enabled=True, writer=with_process, **options
+            )
         assert isinstance(run, track.TrackedRun)
+        if self.writer_process != "off":
+            assert run.writer_pid != os.getpid(), "the run did not get a writer process"
         return run
 
     @staticmethod
@@ -389,6 +416,53 @@ class BackendConformance:
             assert reader.name == "second name", origin
             assert reader.description == "what it is about", origin
             assert reader.tags == frozenset({"b", "c"}), origin
+
+    def test_writer_process(
+        self, backend: Backend, storage_reader: StorageReader, backend_string: str | None
+    ) -> None:
+        self.require(backend, Capability.WRITER_PROCESS)
+        assert backend_string is not None, (
+            "a backend that declares WRITER_PROCESS needs a 'backend_string' fixture"
+        )
+        run = track.start_run(
+            backend_string, enabled=True, writer=track.WriterOptions(process="on")
+        )
+        assert isinstance(run, track.TrackedRun)
+        with run:
+            assert run.writer_pid != os.getpid()
+            run["params"] = PARAMS
+            for step in range(300):
+                run.track(step * 0.5, "loss", step=step, context={"subset": "train"})
+        for origin, reader in self.readers(backend, storage_reader, run.id):
+            assert reader.status is Status.FINISHED, origin
+            assert reader.params == {"params": PARAMS}, origin
+            points = reader.points("loss", Context.of({"subset": "train"}))
+            assert [p.step for p in points] == list(range(300)), origin
+            assert [p.value for p in points] == [step * 0.5 for step in range(300)], origin
+
+    def test_archive_and_unarchive(self, backend: Backend, storage_reader: StorageReader) -> None:
+        if Capability.ARCHIVE not in backend.capabilities:
+            with self.start(backend) as run:
+                with pytest.raises(TypeError, match="cannot archive"):
+                    run.set_archived(True)
+                assert run.archived is False
+            return
+        with self.start(backend) as kept, self.start(backend) as archived:
+            archived.set_archived(True)
+            assert archived.archived is True
+            with pytest.raises(TypeError):
+                archived.set_archived("yes")  # type: ignore[arg-type]
+        for origin, reader in self.readers(backend, storage_reader, archived.id):
+            assert reader.archived is True, origin
+        for origin, reader in self.readers(backend, storage_reader, kept.id):
+            assert reader.archived is False, origin
+        if Capability.RESUME in backend.capabilities:
+            resumed = self.start(backend, run_id=archived.id)
+            assert resumed.archived is True  # resuming keeps the stored state
+            resumed.set_archived(False)
+            resumed.close()
+            for origin, reader in self.readers(backend, storage_reader, archived.id):
+                assert reader.archived is False, origin
 
     def test_status_finished_failed_killed(
         self, backend: Backend, storage_reader: StorageReader
