@@ -11,7 +11,9 @@ step) is run:
   in a writer process (the default) and in a writer thread (``writer_process="off"``),
 
 and reports, per variant, the training-loop time per step, the time it adds per step over the
-baseline (median of ``--repeats`` runs), that as a ratio of the baseline step and of a 50 ms step,
+baseline (the median over ``--repeats`` rounds of the difference with the same round's baseline,
+and the range of those differences: on a shared machine single rounds vary by several ms), that
+as a ratio of the baseline step and of a 50 ms step,
 the time the training thread spends inside the hook's ``after_step`` ("hook ms": the part of the
 cost that does not depend on timing noise; the wall-clock difference also includes what a
 background writer takes from the training process), the time before the first step (opening
@@ -179,7 +181,7 @@ def run_once(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--losses", type=int, default=26, help="losses per step (+4 other scalars)")
     parser.add_argument("--width", type=int, default=1024, help="MLP width: sets the step time")
     parser.add_argument("--batch", type=int, default=256)
@@ -247,25 +249,29 @@ def main(argv: list[str] | None = None) -> int:
             samples[name].append(run_once(make, args.steps, args.losses, args.width, args.batch))
 
     base = statistics.median(run[0] for run in samples["no hook"])
+    baselines = [run[0] for run in samples["no hook"]]
     results = []
     print(
         f"{args.steps} steps x {args.repeats} repeats, {args.losses + 4} scalars per step, "
         f"baseline step {base * 1e3:.2f} ms"
     )
     print(
-        f"{'variant':<22}{'step ms':>10}{'added ms':>10}{'added %':>10}{'% of 50ms':>11}"
-        f"{'hook ms':>9}{'start s':>9}{'end s':>8}"
+        f"{'variant':<22}{'step ms':>10}{'added ms':>10}{'spread':>16}{'added %':>10}"
+        f"{'% of 50ms':>11}{'hook ms':>9}{'start s':>9}{'end s':>8}"
     )
     for name, runs in samples.items():
         step = statistics.median(run[0] for run in runs)
         end = statistics.median(run[1] for run in runs)
         inside = statistics.median(run[2] for run in runs)
         opening = statistics.median(run[3] for run in runs)
-        added = step - base
+        # each repeat against the baseline of the same round: drifts of the machine cancel
+        paired = sorted(run[0] - baseline for run, baseline in zip(runs, baselines, strict=True))
+        added = statistics.median(paired)
         row = {
             "variant": name,
             "step_ms": step * 1e3,
             "added_ms_per_step": added * 1e3,
+            "added_ms_per_round": [d * 1e3 for d in paired],
             "added_ratio": added / base,
             "added_ratio_of_50ms": added / REFERENCE_STEP_S,
             "end_s": end,
@@ -276,7 +282,8 @@ def main(argv: list[str] | None = None) -> int:
         }
         results.append(row)
         print(
-            f"{name:<22}{step * 1e3:>10.2f}{added * 1e3:>10.3f}{100 * added / base:>9.2f}%"
+            f"{name:<22}{step * 1e3:>10.2f}{added * 1e3:>10.3f}"
+            f"{f'{paired[0] * 1e3:.1f}..{paired[-1] * 1e3:.1f}':>16}{100 * added / base:>9.2f}%"
             f"{100 * added / REFERENCE_STEP_S:>10.2f}%{inside * 1e3:>9.3f}{opening:>9.2f}"
             f"{end:>8.2f}"
         )
