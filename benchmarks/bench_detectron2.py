@@ -187,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--backends", default="mlflow,aim")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument(
+        "--no-seeds", action="store_true", help="leave out the seeds-style hooks (slow)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
     if args.threads:
@@ -242,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             parser.error(f"unknown backend {backend!r}")
 
+    if args.no_seeds:
+        variants = {name: make for name, make in variants.items() if "seeds" not in name}
     run_once(lambda: None, 20, args.losses, args.width, args.batch)  # warm up torch
     samples: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in variants}
     for _ in range(args.repeats):  # interleaved, so drifts hit every variant alike

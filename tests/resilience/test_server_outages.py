@@ -51,14 +51,16 @@ def backend_string(server: Any) -> str:
     return url if url.startswith("aim://") else f"mlflow:{url}"
 
 
+@pytest.mark.parametrize("process", ["off", "on"], ids=["writer-thread", "writer-process"])
 def test_server_killed_and_restarted_mid_run_loses_and_duplicates_nothing(
-    server: Any, spool_dir: Path
+    server: Any, spool_dir: Path, process: str
 ) -> None:
     backend = backend_string(server)
     options = track.WriterOptions(
-        flush_interval=0.05, retry_initial=0.2, retry_max=1.0, close_timeout=120
+        flush_interval=0.05, retry_initial=0.2, retry_max=1.0, close_timeout=120, process=process
     )
     run = track.start_run(backend, experiment="outage", writer=options)
+    assert (run.writer_pid != os.getpid()) is (process == "on")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for step in range(COUNT):
