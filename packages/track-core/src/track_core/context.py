@@ -59,6 +59,13 @@ class Context(Mapping[str, ContextValue]):
             return EMPTY_CONTEXT
         if type(value) is Context:
             return value
+        if type(value) is dict:  # the common case, before the slower ABC check below
+            try:
+                cached = _BY_ITEMS.get(tuple(value.items()))
+            except TypeError:
+                cached = None
+            if cached is not None and not cached._numeric:
+                return cached
         if not isinstance(value, Mapping):
             raise TypeError(
                 f"a context must be a dict of str to JSON scalars (or None), got {type(value).__name__}"
