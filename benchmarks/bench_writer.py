@@ -8,7 +8,7 @@ For each backend (memory, Aim local, Aim server, MLflow sqlite, MLflow server) i
   batched call (``MlflowClient.log_batch`` of 1000) on the same values, and the ratios.
 Then memory while a backend is down: items held in memory and bytes spooled to disk.
 
-    python benchmarks/bench_writer.py [--values 20000] [--rounds 3] [--only aim-local,mlflow-sqlite]
+    python benchmarks/bench_writer.py [--values 20000] [--rounds 5] [--only aim-local,mlflow-sqlite]
 
 Needs track-core, track-aim and track-mlflow installed (``hatch run resilience:python ...``).
 """
@@ -85,9 +85,14 @@ def raw_aim(repo: str, count: int) -> float:
 
 
 def raw_mlflow(uri: str, count: int) -> tuple[float, float]:
-    """Values per second of log_metric (per value) and of log_batch (1000 per call)."""
+    """Values per second of log_metric (per value) and of log_batch (1000 per call), writing
+    the rows track writes: the same metric key, and each value's own timestamp."""
     from mlflow.entities import Metric
     from mlflow.tracking import MlflowClient
+
+    from track_mlflow.keys import encode_key
+
+    key = encode_key("loss", {"subset": "train"})
 
     client = MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name("bench-raw")
@@ -98,16 +103,16 @@ def raw_mlflow(uri: str, count: int) -> tuple[float, float]:
     per_value = min(count, 300)
     started = time.perf_counter()
     for step in range(per_value):
-        client.log_metric(run.info.run_id, "loss", step * 0.001, step=step)
+        client.log_metric(run.info.run_id, key, step * 0.001, step=step)
     single = per_value / (time.perf_counter() - started)
     batched_run = client.create_run(experiment_id)
     started = time.perf_counter()
-    for first in range(0, count, 1000):
-        now = int(time.time() * 1000)
-        metrics = [
-            Metric("loss", s * 0.001, now, s) for s in range(first, min(count, first + 1000))
-        ]
-        client.log_batch(batched_run.info.run_id, metrics=metrics)
+    batch: list[Metric] = []
+    for step in range(count):
+        batch.append(Metric(key, step * 0.001, int(time.time() * 1000), step))
+        if len(batch) == 1000 or step == count - 1:
+            client.log_batch(batched_run.info.run_id, metrics=batch)
+            batch = []
     client.set_terminated(batched_run.info.run_id)
     batched = count / (time.perf_counter() - started)
     client.set_terminated(run.info.run_id)
@@ -182,12 +187,34 @@ def memory_while_down(count: int, spool: Path) -> Row:
     }
 
 
+class _EmptyRun:
+    def track(
+        self, value: object, name: str, step: int | None = None, context: object = None
+    ) -> None:
+        pass
+
+
+def timing_floor(count: int) -> float:
+    """Median µs of the timed loop around a method that does nothing: the part of each
+    track() figure that is the timer and the call itself."""
+    run = _EmptyRun()
+    clock = time.perf_counter_ns
+    durations: list[float] = []
+    append = durations.append
+    context = {"subset": "train"}
+    for step in range(count):
+        before = clock()
+        run.track(step * 0.001, "loss", step=step, context=context)
+        append((clock() - before) / 1000)
+    return statistics.median(durations)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--values", type=int, default=20_000)
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (medians)")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (medians)")
     parser.add_argument(
         "--only",
         default=None,
@@ -204,9 +231,10 @@ def main() -> None:
         with backends(folder, only) as entries:
             for label, backend, raw in entries:
                 measure_track(backend, min(count, 2_000))  # warm-up: imports, first contexts
-                # Speeds drift on a shared machine: track and the raw SDK alternate, and each
-                # figure is the median over the rounds.
+                # Speeds drift on a shared machine: track and the raw SDK alternate, each
+                # ratio is taken within a round, and each figure is the median over the rounds.
                 medians, p99s, throughputs, singles, batches = [], [], [], [], []
+                versus_single, versus_batch = [], []
                 for _ in range(rounds):
                     durations, throughput = measure_track(backend, count)
                     medians.append(statistics.median(durations))
@@ -214,45 +242,68 @@ def main() -> None:
                     throughputs.append(throughput)
                     raw_single, raw_batched = raw(count)
                     singles.append(raw_single)
+                    versus_single.append(throughput / raw_single)
                     if raw_batched is not None:
                         batches.append(raw_batched)
+                        versus_batch.append(throughput / raw_batched)
                 rows.append(
-                    (
-                        label,
-                        statistics.median(medians),
-                        statistics.median(p99s),
-                        statistics.median(throughputs),
-                        statistics.median(singles),
-                        statistics.median(batches) if batches else None,
-                    )
+                    {
+                        "label": label,
+                        "median": statistics.median(medians),
+                        "median_range": (min(medians), max(medians)),
+                        "p99": statistics.median(p99s),
+                        "p99_max": max(p99s),
+                        "throughput": statistics.median(throughputs),
+                        "single": statistics.median(singles),
+                        "batch": statistics.median(batches) if batches else None,
+                        "vs_single": statistics.median(versus_single),
+                        "vs_batch": statistics.median(versus_batch) if versus_batch else None,
+                        "vs_range": (
+                            min(versus_batch or versus_single),
+                            max(versus_batch or versus_single),
+                        ),
+                    }
                 )
                 print(f"measured {label}", flush=True)
+        floor = timing_floor(count)
         down = memory_while_down(max(count, 200_000), folder / "spool")
     print()
     print(
-        f"{count} scalar values per backend, median of {rounds} alternating rounds; "
-        "track() is timed on the caller's thread"
+        f"{count} scalar values per backend, {rounds} alternating rounds: medians over the "
+        "rounds (ranges: lowest..highest round); track() is timed on the caller's thread"
     )
     header = (
-        f"{'backend':<15}{'track median µs':>17}{'track p99 µs':>14}{'track values/s':>16}"
-        f"{'raw per-value/s':>17}{'raw batch/s':>13}{'vs per-value':>14}{'vs batch':>10}"
+        f"{'backend':<15}{'track median µs':>16}{'(range)':>13}{'p99 µs':>8}{'(max)':>7}"
+        f"{'track values/s':>16}{'raw per-value/s':>17}{'raw batch/s':>13}"
+        f"{'vs per-value':>14}{'vs best raw':>13}{'(range)':>13}"
     )
     print(header)
     print("-" * len(header))
-    for label, median, p99, throughput, raw_single, raw_batched in rows:
-        batch = f"{raw_batched:>13,.0f}" if raw_batched else f"{'-':>13}"
-        versus_batch = f"{throughput / raw_batched:>9.2f}x" if raw_batched else f"{'-':>10}"
+    for row in rows:
+        low, high = row["median_range"]
+        vs_low, vs_high = row["vs_range"]
+        batch = f"{row['batch']:>13,.0f}" if row["batch"] else f"{'-':>13}"
+        best = row["vs_batch"] if row["vs_batch"] is not None else row["vs_single"]
         print(
-            f"{label:<15}{median:>17.2f}{p99:>14.2f}{throughput:>16,.0f}{raw_single:>17,.0f}"
-            f"{batch}{throughput / raw_single:>13.2f}x{versus_batch}"
+            f"{row['label']:<15}{row['median']:>16.2f}{f'{low:.2f}..{high:.2f}':>13}"
+            f"{row['p99']:>8.2f}{row['p99_max']:>7.1f}{row['throughput']:>16,.0f}"
+            f"{row['single']:>17,.0f}{batch}{row['vs_single']:>13.2f}x{best:>12.2f}x"
+            f"{f'{vs_low:.2f}..{vs_high:.2f}':>13}"
         )
     print()
+    print(
+        f"timing floor: the same timed loop around a method that does nothing takes {floor:.2f} µs "
+        "per call (included in the track() figures)"
+    )
     print(
         "memory backend down while tracking "
         f"{down['tracked']:,} values: at most {down['peak_in_memory']:,} items in memory, "
         f"{down['spooled_bytes']:,} bytes spooled to disk, {down['stored_after']:,} stored once back"
     )
-    print("(memory row: 'raw' is a Python list.append of the same values)")
+    print(
+        "(memory row: 'raw' is a Python list.append of the same values; 'vs best raw' is "
+        "against the batched call where the SDK has one, MLflow's log_batch of 1000)"
+    )
 
 
 if __name__ == "__main__":

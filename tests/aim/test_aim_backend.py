@@ -103,3 +103,71 @@ def test_create_backend_defaults_to_the_aim_repo_in_the_working_directory(
     run.track(1.0, "x")
     run.close()
     assert (tmp_path / ".aim").is_dir()
+
+
+def _track_raw_and_through_track(location: str) -> tuple[str, str]:
+    """The same values (going up and down, ints and floats, two contexts, gaps in the steps)
+    tracked by aim.Run.track one by one and by track in batches."""
+    import gc
+    import math
+
+    import aim
+
+    def values() -> list[tuple[float | int, str, int, dict[str, str]]]:
+        out: list[tuple[float | int, str, int, dict[str, str]]] = []
+        for step in range(0, 2_600, 1):
+            out.append((math.sin(step / 7) * step, "loss", step, {"subset": "train"}))
+            if step % 3 == 0:
+                out.append((step // 3 % 17, "count", step * 2, {"subset": "val"}))
+        return out
+
+    raw = aim.Run(repo=location, system_tracking_interval=None, log_system_params=False)
+    for value, name, step, context in values():
+        raw.track(value, name=name, step=step, epoch=step // 100, context=context)
+    raw_hash = raw.hash
+    raw.close()
+    del raw
+    gc.collect()  # Aim releases a server's resources in finalizers: while the server is up
+    options = track.WriterOptions(flush_interval=0.05)
+    with track.start_run(
+        f"aim:{location}" if "://" not in location else location, writer=options
+    ) as run:
+        for index, (value, name, step, context) in enumerate(values()):
+            run.track(value, name, step=step, epoch=step // 100, context=context)
+            if index == 1_200:
+                run.flush()  # a batch boundary in the middle of a sequence
+    return raw_hash, run.id
+
+
+def _summaries(stored: object) -> dict[object, object]:
+    traces = stored.meta_run_tree["traces"]  # type: ignore[attr-defined]
+    return {
+        (stored.idx_to_ctx(ctx_id).to_dict()["subset"], name): summary  # type: ignore[attr-defined]
+        for ctx_id, by_name in traces.items()
+        for name, summary in by_name.items()
+    }
+
+
+@pytest.mark.parametrize("where", ["local", "server"])
+def test_batches_store_what_aim_run_track_stores(
+    where: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """track writes a batch with one summary write per sequence (last, max, min ...) where
+    aim.Run.track rewrites them at every value: the stored runs must be the same."""
+    if where == "local":
+        repo_dir, location = tmp_path / "repo", str(tmp_path / "repo")
+    else:
+        server: AimServer = request.getfixturevalue("server")
+        repo_dir, location = server.repo_dir, server.url
+    raw_hash, track_hash = _track_raw_and_through_track(location)
+    raw, tracked = open_aim_run(repo_dir, raw_hash), open_aim_run(repo_dir, track_hash)
+    raw_summaries, track_summaries = _summaries(raw), _summaries(tracked)
+    assert set(raw_summaries) == {("train", "loss"), ("val", "count")}
+    assert track_summaries == raw_summaries
+    assert raw_summaries["train", "loss"]["last_step"] == 2_599  # type: ignore[index]
+    for subset, name in raw_summaries:
+        context = AimContext({"subset": subset})
+        raw_steps, (raw_values, raw_epochs, _) = raw.get_metric(name, context).data.numpy()
+        steps, (values, epochs, _) = tracked.get_metric(name, context).data.numpy()
+        assert list(steps) == list(raw_steps) and list(values) == list(raw_values)
+        assert list(epochs) == list(raw_epochs)

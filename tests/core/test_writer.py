@@ -261,3 +261,30 @@ def test_a_writer_process_needs_a_backend_string(backend: MemoryBackend) -> None
     with pytest.warns(track.TrackWarning, match="pass a backend string"):
         run = track.start_run(backend, writer=track.WriterOptions(process="on"))
     run.close()
+
+
+def test_dict_contexts_name_their_sequences_by_value_and_type(backend: MemoryBackend) -> None:
+    """track() looks dict contexts up by their items: numbers must still go by type (1, 1.0
+    and True are equal dict items), and a dict changed between calls names its new sequence."""
+    run = track.start_run(backend, writer=fast())
+    for _ in range(2):  # the second time through the fast path
+        run.track(1.0, "loss", context={"fold": 1})
+        run.track(2.0, "loss", context={"fold": 1.0})
+        run.track(3.0, "loss", context={"fold": True})
+    context = {"subset": "train"}
+    run.track(4.0, "loss", context=context)
+    context["subset"] = "val"
+    run.track(5.0, "loss", context=context)
+    run.track(6.0, "loss", context={"subset": "val"})
+    run.close()
+    stored = backend.read_run(run.id)
+
+    def values(context: dict[str, object]) -> list[object]:
+        return [p.value for p in stored.points("loss", Context.of(context))]  # type: ignore[arg-type]
+
+    assert values({"fold": 1}) == [1.0, 1.0]
+    assert values({"fold": 1.0}) == [2.0, 2.0]
+    assert values({"fold": True}) == [3.0, 3.0]
+    assert values({"subset": "train"}) == [4.0]
+    assert values({"subset": "val"}) == [5.0, 6.0]
+    assert [p.step for p in stored.points("loss", Context(subset="val"))] == [0, 1]

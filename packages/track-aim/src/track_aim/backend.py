@@ -39,6 +39,7 @@ from aim.ext.cleanup import AutoClean
 from aim.sdk.errors import MissingRunError
 from aim.sdk.repo import ContainerConfig, Repo
 from aim.sdk.run import Run as AimRun
+from aim.sdk.tracker import RunTracker
 from aim.storage.context import Context as AimContext
 
 from track_aim._convert import (
@@ -283,6 +284,12 @@ def _track_batch(run: Any, points: Sequence[TrackedPoint], contexts: dict[Contex
 
 def _track_chunk(run: Any, points: Sequence[TrackedPoint], contexts: dict[Context, Any]) -> None:
     tracker = run._tracker
+    # Aim's run.track() rewrites a sequence's summary (last, last_step, max, min) in the run's
+    # meta tree at every value; for a batch, inside one atomic_track, only the last write of
+    # each key is kept and written at the end: the same stored run, about half of the writes.
+    summary = _CoalescedWrites()
+    batch_tracker = _BatchTracker(tracker.sequence_infos, tracker.meta_tree, summary)
+    update_sequence_info: Any = RunTracker._update_sequence_info  # called with a stand-in self
     with run.repo.atomic_track(run.hash):
         for index, point in enumerate(points):
             if index % YIELD_EVERY == YIELD_EVERY - 1:
@@ -297,8 +304,35 @@ def _track_chunk(run: Any, points: Sequence[TrackedPoint], contexts: dict[Contex
             if not seq_info.initialized:
                 tracker._init_sequence_info(ctx_id, name, value)
             tracker._update_context_data(aim_context)
-            tracker._update_sequence_info(ctx_id, name, value, point.step)
+            update_sequence_info(batch_tracker, ctx_id, name, value, point.step)
             tracker._add_value(seq_info, value, point.step, point.epoch, point.timestamp)
+        summary.write_to(tracker.meta_run_tree)
+
+
+class _CoalescedWrites:
+    """Write-only stand-in for an Aim tree: keeps the last value written to each path."""
+
+    __slots__ = ("_pending",)
+
+    def __init__(self) -> None:
+        self._pending: dict[Any, Any] = {}
+
+    def __setitem__(self, path: Any, value: Any) -> None:
+        self._pending[path] = value
+
+    def write_to(self, tree: Any) -> None:
+        for path, value in self._pending.items():
+            tree[path] = value
+
+
+@attrs.frozen
+class _BatchTracker:
+    """What Aim's ``RunTracker._update_sequence_info`` reads and writes, with the run's meta
+    tree replaced by a ``_CoalescedWrites`` (that method only writes to it)."""
+
+    sequence_infos: Any
+    meta_tree: Any
+    meta_run_tree: _CoalescedWrites
 
 
 # -- Writer -------------------------------------------------------------------------------------

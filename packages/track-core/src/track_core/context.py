@@ -61,19 +61,17 @@ class Context(Mapping[str, ContextValue]):
             return value
         if type(value) is dict:  # the common case, before the slower ABC check below
             try:
-                cached = _BY_ITEMS.get(tuple(value.items()))
-            except TypeError:
-                cached = None
-            if cached is not None and not cached._numeric:
-                return cached
+                return _CONTEXT_BY_TEXT_ITEMS[tuple(value.items())]
+            except (KeyError, TypeError):
+                pass
         if not isinstance(value, Mapping):
             raise TypeError(
                 f"a context must be a dict of str to JSON scalars (or None), got {type(value).__name__}"
             )
         try:
             items = tuple(value.items())
-            cached = _BY_ITEMS.get(items)
-            if cached is not None and not cached._numeric:
+            cached = _CONTEXT_BY_TEXT_ITEMS.get(items)
+            if cached is not None:
                 return cached  # string and None values: equal items, same context
             typed_key = (items, tuple(map(type, value.values())))
             cached = _BY_TYPED.get(typed_key)
@@ -84,10 +82,11 @@ class Context(Mapping[str, ContextValue]):
         # 1, 1.0 and True are equal in Python but are different contexts: numbers go by type too
         context = cls(value)
         if len(_BY_TYPED) >= _CACHE_LIMIT:
-            _BY_ITEMS.clear()
+            _CONTEXT_BY_TEXT_ITEMS.clear()
             _BY_TYPED.clear()
         _BY_TYPED[typed_key] = context
-        _BY_ITEMS[items] = context
+        if not context._numeric:
+            _CONTEXT_BY_TEXT_ITEMS[items] = context
         return context
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -148,5 +147,7 @@ def _check_entry(key: object, value: object) -> None:
 
 
 EMPTY_CONTEXT: Final = Context()
-_BY_ITEMS: dict[tuple[tuple[str, ContextValue], ...], Context] = {}
+#: Contexts whose values are all str or None, by the items of a dict given for them (for
+#: these, equal items are the same context; numbers also go by type: 1, 1.0 and True differ).
+_CONTEXT_BY_TEXT_ITEMS: dict[tuple[tuple[str, ContextValue], ...], Context] = {}
 _BY_TYPED: dict[tuple[tuple[tuple[str, ContextValue], ...], tuple[type, ...]], Context] = {}

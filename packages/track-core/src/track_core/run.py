@@ -16,7 +16,7 @@ from types import TracebackType
 
 from track_core import lifecycle
 from track_core.backend import Backend, Capability, SequenceInfo
-from track_core.context import EMPTY_CONTEXT, Context, ContextLike
+from track_core.context import EMPTY_CONTEXT, Context, ContextLike, ContextValue
 from track_core.errors import NonFiniteValueWarning, RunClosedError, SequenceKindError
 from track_core.names import check_description, check_label, check_sequence_name
 from track_core.params import Param, check_param_key, to_params
@@ -86,11 +86,17 @@ class TrackedRun:
         self._params: dict[str, Param] = dict(params)
         self._status = Status.RUNNING
         self._lock = threading.Lock()
-        self._put = writer.put
+        self._append = writer.append
+        self._queue = writer.queue
+        self._room_at = writer.room_at
         self._sequences: dict[tuple[str, Context], _SequenceState] = {
             (info.name, info.context): _SequenceState(info.kind, info.last_step + 1)
             for info in sequences
         }
+        # The same states by (name, the items of a dict context of strings), for track()
+        self._by_text_items: dict[
+            tuple[str, tuple[tuple[str, ContextValue], ...]], tuple[Context, _SequenceState]
+        ] = {}
         capabilities = backend.capabilities
         self._accepts = {
             ValueKind.SCALAR: True,
@@ -224,45 +230,70 @@ class TrackedRun:
         context: ContextLike = None,
     ) -> None:
         """Append a value to the sequence ``(name, context)``; see the Run protocol."""
-        if context is None:
-            context = EMPTY_CONTEXT
-        elif type(context) is not Context:
-            context = _context_of(context)
         cls = type(value)
         if cls is float:
             kind = _SCALAR
-            if value != value or value == _INF or value == _NEG_INF:
-                self._warn_non_finite(name, context, value)  # type: ignore[arg-type]
+            non_finite = value - value  # type: ignore[operator]  # 0.0 unless NaN or ±inf
         elif cls is int:
             kind = _SCALAR
+            non_finite = False
         else:
             value, kind = coerce_value(value)
             if kind is _SCALAR:
-                if isinstance(value, float) and not math.isfinite(value):
-                    self._warn_non_finite(name, context, value)
+                non_finite = isinstance(value, float) and not math.isfinite(value)
             else:
+                non_finite = False
                 self._check_non_scalar(value, kind)
         if epoch is not None and (type(epoch) is not int or epoch < 0):
             epoch = _check_step(epoch, "epoch")
-        key = (name, context)
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # cheaper than ``with`` on this path
+        try:
             if self._status is not _RUNNING:
                 self._check_open()
-            state = self._sequences.get(key)
-            if state is None:
-                state = self._new_sequence(name, context, kind)
-            elif state.kind is not kind:
+            state: _SequenceState | None
+            if type(context) is dict:
+                try:  # the common case: a dict of strings seen before, one lookup
+                    context, state = self._by_text_items[name, tuple(context.items())]
+                except (KeyError, TypeError):
+                    context, state = self._sequence_of_dict(name, context, kind)  # type: ignore[arg-type]
+            else:
+                if context is None:
+                    context = EMPTY_CONTEXT
+                elif type(context) is not Context:
+                    context = _context_of(context)
+                state = self._sequences.get((name, context))
+                if state is None:
+                    state = self._new_sequence(name, context, kind)
+            if state.kind is not kind:
                 raise SequenceKindError(
                     f"sequence {name!r} {context.to_dict()} holds {state.kind.value} values; "
                     f"cannot track a {kind.value} into it (use another name or context)"
                 )
+            if non_finite:
+                self._warn_non_finite(state, name, context, value)  # type: ignore[arg-type]
             if step is None:
                 step = state.next_step
             elif type(step) is not int or step < 0:
                 step = _check_step(step, "step")
             if step >= state.next_step:
                 state.next_step = step + 1
-            self._put((name, context, kind, step, epoch, _now(), value))
+            self._append((name, context, kind, step, epoch, _now(), value))
+        finally:
+            lock.release()
+        if len(self._queue) >= self._room_at:
+            self._writer.make_room()
+
+    def _sequence_of_dict(
+        self, name: str, items: dict[str, ContextValue], kind: ValueKind
+    ) -> tuple[Context, _SequenceState]:
+        context = _context_of(items)
+        state = self._sequences.get((name, context))
+        if state is None:
+            state = self._new_sequence(name, context, kind)
+        if not context._numeric:  # 1, 1.0 and True are equal as dict items, not as contexts
+            self._by_text_items[name, tuple(items.items())] = (context, state)
+        return context, state
 
     def _new_sequence(self, name: str, context: Context, kind: ValueKind) -> _SequenceState:
         check_sequence_name(name)
@@ -281,12 +312,12 @@ class TrackedRun:
             raise TypeError(f"the {self._backend.name} backend cannot store {kind.value} values")
         self._backend.check_value(value)  # type: ignore[arg-type]
 
-    def _warn_non_finite(self, name: str, context: Context, value: float) -> None:
-        state = self._sequences.get((name, context))
-        if state is not None:
-            if state.warned_non_finite:
-                return
-            state.warned_non_finite = True
+    def _warn_non_finite(
+        self, state: _SequenceState, name: str, context: Context, value: float
+    ) -> None:
+        if state.warned_non_finite:
+            return
+        state.warned_non_finite = True
         warnings.warn(
             f"track: {name!r} {context.to_dict()} got {value}; it is stored as it is "
             "(warned once per sequence)",

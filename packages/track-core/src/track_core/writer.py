@@ -84,6 +84,10 @@ class WriterOptions:
             raise ValueError(f"max_buffered must be at least 1, got {value}")
 
 
+#: Full batches queued before the caller wakes the writer thread.
+WAKE_AFTER_BATCHES = 4
+
+
 def _to_point(item: tuple[Any, ...]) -> TrackedPoint:
     return TrackedPoint(*item)
 
@@ -103,18 +107,24 @@ class BackgroundWriter:
         self._target = target
         self._spool = spool
         self._options = options
-        self._batch_size = batch_size
         self._describe = describe
-        self._synchronous = options.synchronous
         self._max_buffered = max(options.max_buffered, 1)
         self._batch_size = min(batch_size, self._max_buffered)
         self._queue: deque[Any] = deque()
+        #: The caller's side, for the hot path: ``append(item)``, then ``make_room()`` once
+        #: ``len(queue) >= room_at`` (``put`` does both). Synchronous writers apply at once.
+        #: The writer is woken every ``WAKE_AFTER_BATCHES`` batches (or ``flush_interval``):
+        #: each wake-up takes the GIL from a training thread that is tracking fast.
+        self.queue = self._queue
+        self.room_at = min(self._max_buffered, WAKE_AFTER_BATCHES * self._batch_size)
+        self.append = self._apply_one if options.synchronous else self._queue.append
         self._lock = threading.Lock()  # guards the spool, in-flight batch and counters below
         self._progress = threading.Condition(threading.Lock())
         self._wake = threading.Event()
         self._closing = False
-        self._enqueued = 0
-        self._handled = 0  # items stored in the backend (in order)
+        # Every item put is in exactly one place: the queue, the in-flight batch, the spool, or
+        # counted in _handled (stored in the backend, in order).
+        self._handled = 0
         self._in_flight: list[Any] = []
         self._down_since: float | None = None
         self._next_retry = 0.0
@@ -131,18 +141,21 @@ class BackgroundWriter:
     # -- the caller's side -----------------------------------------------------------------
     def put(self, item: Any) -> None:
         """Queue one item. The caller holds the run's lock, so order is the caller's order."""
-        if self._synchronous:
-            self._apply([item])
-            return
-        queue = self._queue
-        queue.append(item)
-        self._enqueued += 1
-        size = len(queue)
-        if size >= self._batch_size:
-            if not self._wake.is_set():
-                self._wake.set()
-            if size >= self._max_buffered:
-                self._wait_for_room()
+        self.append(item)
+        if len(self._queue) >= self.room_at:
+            self.make_room()
+
+    def _apply_one(self, item: Any) -> None:
+        self._apply([item])
+
+    def make_room(self) -> None:
+        """Called once ``room_at`` items are queued: wakes the writer, and waits while the
+        buffer is full (back-pressure). Not under the run's lock, so other threads can still
+        close the run."""
+        if not self._wake.is_set():
+            self._wake.set()
+        if len(self._queue) >= self._max_buffered:
+            self._wait_for_room()
 
     def _wait_for_room(self) -> None:
         if not self._warned_pressure:
@@ -169,13 +182,21 @@ class BackgroundWriter:
     @property
     def pending(self) -> int:
         """Items tracked but not yet stored in the backend (queued, in flight or spooled)."""
-        return self._enqueued - self._handled if not self._options.synchronous else 0
+        if self._options.synchronous:
+            return 0
+        with self._lock:
+            return self._unhandled()
+
+    def _unhandled(self) -> int:
+        """Items put but not yet stored; the caller holds ``_lock``."""
+        return len(self._queue) + len(self._in_flight) + self._spool.items
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything queued before this call is in the backend."""
         if self._options.synchronous:
             return True
-        target = self._enqueued
+        with self._lock:
+            target = self._handled + self._unhandled()
         deadline = None if timeout is None else time.monotonic() + timeout
         self._wake.set()
         with self._progress:
@@ -228,7 +249,7 @@ class BackgroundWriter:
             if items:
                 self._spool.append(items)
                 self._enter_down_mode()
-            return self._enqueued - self._handled
+            return self._unhandled()
 
     # -- the writer thread -----------------------------------------------------------------
     def _loop(self) -> None:
