@@ -41,6 +41,13 @@ CHILD = textwrap.dedent(
         raise RuntimeError("the training diverged")
     if mode == "wait":  # the parent sends a signal
         time.sleep(60)
+    if mode.startswith("busy"):  # SIGTERM arrives while track() is being called in a tight loop
+        import signal, threading
+        delay = int(mode.split("-")[1]) / 1000
+        threading.Timer(delay, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        for step in range(count, count + 200_000):
+            run.track(step * 0.5, "loss", step=step, context={"subset": "train"})
+        time.sleep(60)
     """
 )
 
@@ -223,3 +230,29 @@ def test_a_writer_process_does_not_run_an_unguarded_training_script_again(tmp_pa
     assert log.read_text() == "started\n"
     run_id = result.stdout.split()[-2]
     assert len(read_back(backend, run_id).sequence("loss").points()) == 100
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+@pytest.mark.parametrize("name", BACKENDS)
+def test_sigterm_in_the_middle_of_track_calls_does_not_hang(
+    name: str, writer: str, tmp_path: Path
+) -> None:
+    """The SIGTERM handler closes the run on the thread it interrupted, possibly inside track():
+    it must not wait for a lock that thread holds. Nothing tracked before is lost."""
+    backend = backend_string(name, tmp_path)
+    for attempt, delay_ms in enumerate([5, 13, 29]):
+        folder = tmp_path / f"attempt-{attempt}"
+        folder.mkdir()
+        child, ready = start_child(backend, f"busy-{delay_ms}", 100, folder, writer)
+        try:
+            output, _ = child.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            raise AssertionError(f"the child hung after SIGTERM (attempt {attempt})") from None
+        assert child.returncode == -signal.SIGTERM, output
+        run_id, _ = ready.read_text().split()
+        stored = read_back(backend, run_id)
+        steps = [p.step for p in stored.sequence("loss", {"subset": "train"}).points()]
+        assert len(steps) >= 100 and steps == list(range(len(steps)))
+        assert stored.status is track.Status.KILLED
+        assert not list((folder / "spool").glob("*.spool"))

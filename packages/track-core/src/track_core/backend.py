@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 import attrs
 
@@ -50,9 +50,12 @@ class Point:
     value: Value
 
 
-@attrs.frozen
-class TrackedPoint:
-    """One value handed to a backend: a point and the sequence it belongs to."""
+class TrackedPoint(NamedTuple):
+    """One value handed to a backend: a point and the sequence it belongs to.
+
+    A named tuple, not an attrs class like the others: the writer makes one per tracked value
+    from the tuple ``track()`` queued, in one C call (an attrs instance took 0.8 µs of the
+    writer's GIL per value)."""
 
     name: str
     context: Context

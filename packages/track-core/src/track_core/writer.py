@@ -88,8 +88,7 @@ class WriterOptions:
 WAKE_AFTER_BATCHES = 4
 
 
-def _to_point(item: tuple[Any, ...]) -> TrackedPoint:
-    return TrackedPoint(*item)
+_new_tuple = tuple.__new__
 
 
 class BackgroundWriter:
@@ -111,12 +110,14 @@ class BackgroundWriter:
         self._max_buffered = max(options.max_buffered, 1)
         self._batch_size = min(batch_size, self._max_buffered)
         self._queue: deque[Any] = deque()
-        #: The caller's side, for the hot path: ``append(item)``, then ``make_room()`` once
-        #: ``len(queue) >= room_at`` (``put`` does both). Synchronous writers apply at once.
-        #: The writer is woken every ``WAKE_AFTER_BATCHES`` batches (or ``flush_interval``):
-        #: each wake-up takes the GIL from a training thread that is tracking fast.
+        #: The caller's side, for the hot path: ``append(item)``, then, once
+        #: ``len(queue) >= room_at``, ``room_at = make_room()`` (``put`` does both).
+        #: Synchronous writers apply at once. The caller wakes the writer every
+        #: ``WAKE_AFTER_BATCHES`` batches (``flush_interval`` wakes it too): a writer woken by a
+        #: thread that is tracking fast waits for the GIL, so the wake-ups are kept few.
         self.queue = self._queue
-        self.room_at = min(self._max_buffered, WAKE_AFTER_BATCHES * self._batch_size)
+        self._wake_every = WAKE_AFTER_BATCHES * self._batch_size
+        self.room_at = min(self._max_buffered, self._wake_every)
         self.append = self._apply_one if options.synchronous else self._queue.append
         self._lock = threading.Lock()  # guards the spool, in-flight batch and counters below
         self._progress = threading.Condition(threading.Lock())
@@ -143,19 +144,21 @@ class BackgroundWriter:
         """Queue one item. The caller holds the run's lock, so order is the caller's order."""
         self.append(item)
         if len(self._queue) >= self.room_at:
-            self.make_room()
+            self.room_at = self.make_room()
 
     def _apply_one(self, item: Any) -> None:
         self._apply([item])
 
-    def make_room(self) -> None:
+    def make_room(self) -> int:
         """Called once ``room_at`` items are queued: wakes the writer, and waits while the
-        buffer is full (back-pressure). Not under the run's lock, so other threads can still
-        close the run."""
+        buffer is full (back-pressure). Returns the queue length at which to call it again (at
+        most ``max_buffered``, so back-pressure is never skipped). Not under the run's lock,
+        so other threads can still close the run."""
         if not self._wake.is_set():
             self._wake.set()
         if len(self._queue) >= self._max_buffered:
             self._wait_for_room()
+        return min(self._max_buffered, len(self._queue) + self._wake_every)
 
     def _wait_for_room(self) -> None:
         if not self._warned_pressure:
@@ -195,8 +198,13 @@ class BackgroundWriter:
         """Wait until everything queued before this call is in the backend."""
         if self._options.synchronous:
             return True
-        with self._lock:
+        # Under the lock, bounded: a SIGTERM handler may flush on a thread that holds it.
+        acquired = self._lock.acquire(timeout=1.0)
+        try:
             target = self._handled + self._unhandled()
+        finally:
+            if acquired:
+                self._lock.release()
         deadline = None if timeout is None else time.monotonic() + timeout
         self._wake.set()
         with self._progress:
@@ -364,7 +372,7 @@ def apply_items(target: RunWriter, items: Iterable[Any]) -> None:
     points: list[TrackedPoint] = []
     for item in items:
         if type(item) is tuple:
-            points.append(_to_point(item))
+            points.append(_new_tuple(TrackedPoint, item))
             continue
         if points:
             target.write_points(points)
