@@ -9,10 +9,12 @@ The handlers are installed when the first run starts, and only chain to what was
 from __future__ import annotations
 
 import atexit
+import contextlib
 import signal
 import sys
 import threading
 import weakref
+from collections.abc import Iterator
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +28,24 @@ _installed = False
 _install_lock = threading.Lock()
 _previous_excepthook = sys.excepthook
 _previous_sigterm: Any = signal.SIG_DFL
+
+
+#: Seconds to wait for a lock that may be held by the thread a signal handler interrupted.
+#: Other threads hold these locks for microseconds; past this only that thread can hold it.
+LOCK_WAIT_IN_HANDLER = 1.0
+
+
+@contextlib.contextmanager
+def held_unless_interrupted(lock: threading.Lock) -> Iterator[None]:
+    """Hold ``lock`` for a short section that the SIGTERM handler also runs: the handler runs
+    on the thread it interrupted, which may be inside ``track()`` holding the lock, so waiting
+    is bounded and the section goes on without the lock after ``LOCK_WAIT_IN_HANDLER``."""
+    acquired = lock.acquire(timeout=LOCK_WAIT_IN_HANDLER)
+    try:
+        yield
+    finally:
+        if acquired:
+            lock.release()
 
 
 def register(run: TrackedRun) -> None:

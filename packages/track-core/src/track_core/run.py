@@ -31,10 +31,6 @@ _INF = math.inf
 _NEG_INF = -math.inf
 _now = time.time
 _context_of = Context.of
-#: Seconds close() waits for the run's lock. Other threads hold it for microseconds; past this
-#: only the thread that calls close() can hold it (a SIGTERM handler that interrupted its
-#: track()), and close() goes on without it.
-LOCK_WAIT_IN_CLOSE = 1.0
 
 
 class _SequenceState:
@@ -372,16 +368,10 @@ class TrackedRun:
         the writer's close_timeout) for the backend; what it did not take stays in the spool."""
         if not isinstance(status, Status) or status is Status.RUNNING:
             raise ValueError(f"close() takes FINISHED, FAILED or KILLED, got {status!r}")
-        # A signal handler (SIGTERM) closes runs on the thread it interrupted, which may be
-        # inside track() holding this lock; any other holder keeps it for microseconds.
-        acquired = self._lock.acquire(timeout=LOCK_WAIT_IN_CLOSE)
-        try:
+        with lifecycle.held_unless_interrupted(self._lock):
             if self._status is not Status.RUNNING:
                 return
             self._status = status
-        finally:
-            if acquired:
-                self._lock.release()
         lifecycle.unregister(self)
         self._writer.close(Operation("close", (status, describe_error(error))), timeout)
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import attrs
 
+from track_core import lifecycle
 from track_core.backend import RunWriter, TrackedPoint
 from track_core.errors import BackendUnavailableWarning, BackPressureWarning, DataNotWrittenWarning
 from track_core.spool import Spool
@@ -198,13 +199,8 @@ class BackgroundWriter:
         """Wait until everything queued before this call is in the backend."""
         if self._options.synchronous:
             return True
-        # Under the lock, bounded: a SIGTERM handler may flush on a thread that holds it.
-        acquired = self._lock.acquire(timeout=1.0)
-        try:
+        with lifecycle.held_unless_interrupted(self._lock):  # close() in a SIGTERM handler
             target = self._handled + self._unhandled()
-        finally:
-            if acquired:
-                self._lock.release()
         deadline = None if timeout is None else time.monotonic() + timeout
         self._wake.set()
         with self._progress:
