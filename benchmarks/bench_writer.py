@@ -8,6 +8,10 @@ For each backend (memory, Aim local, Aim server, MLflow sqlite, MLflow server) i
   batched call (``MlflowClient.log_batch`` of 1000) on the same values, and the ratios.
 Then memory while a backend is down: items held in memory and bytes spooled to disk.
 
+Each timed section, on either side, starts right after ``gc.collect()``: in a process that has
+imported MLflow (about 320,000 objects) a full collection takes about 0.1 s, and whether a 1.3 s
+section happens to contain two or three of them would otherwise decide a ratio by about 8%.
+
     python benchmarks/bench_writer.py [--values 20000] [--rounds 5] [--only aim-local,mlflow-sqlite]
 
 Needs track-core, track-aim and track-mlflow installed (``hatch run resilience:python ...``).
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import os
 import statistics
 import tempfile
@@ -43,6 +48,7 @@ def measure_track(backend: str | track.Backend, count: int) -> tuple[list[float]
     untimed: it records the status and releases the SDK's resources."""
     options = track.WriterOptions(max_buffered=max(100_000, count + 10), close_timeout=3600.0)
     run = track.start_run(backend, experiment="bench-writer", writer=options)
+    gc.collect()  # every timed section starts with a full collection just done
     clock = time.perf_counter_ns
     durations: list[float] = []
     append = durations.append
@@ -72,6 +78,7 @@ def raw_aim(repo: str, count: int) -> float:
         log_system_params=False,
         capture_terminal_logs=False,
     )
+    gc.collect()
     started = time.perf_counter()
     for step in range(count):
         run.track(step * 0.001, name="loss", step=step, context={"subset": "train"})
@@ -101,11 +108,13 @@ def raw_mlflow(uri: str, count: int) -> tuple[float, float]:
     )
     run = client.create_run(experiment_id)
     per_value = min(count, 300)
+    gc.collect()
     started = time.perf_counter()
     for step in range(per_value):
         client.log_metric(run.info.run_id, key, step * 0.001, step=step)
     single = per_value / (time.perf_counter() - started)
     batched_run = client.create_run(experiment_id)
+    gc.collect()
     started = time.perf_counter()
     batch: list[Metric] = []
     for step in range(count):
@@ -131,6 +140,7 @@ def backends(
 
     def append_baseline(count: int) -> tuple[float, float | None]:
         sink: list[Any] = []
+        gc.collect()
         started = time.perf_counter()
         for step in range(count):
             sink.append((step, step * 0.001))

@@ -34,9 +34,10 @@ _context_of = Context.of
 
 
 class _SequenceState:
-    __slots__ = ("kind", "next_step", "warned_non_finite")
+    __slots__ = ("index", "kind", "next_step", "warned_non_finite")
 
-    def __init__(self, kind: ValueKind, next_step: int) -> None:
+    def __init__(self, index: int, kind: ValueKind, next_step: int) -> None:
+        self.index = index  # the sequence's index in the writer's point tuples
         self.kind = kind
         self.next_step = next_step
         self.warned_non_finite = False
@@ -90,7 +91,11 @@ class TrackedRun:
         self._queue = writer.queue
         self._room_at = writer.room_at
         self._sequences: dict[tuple[str, Context], _SequenceState] = {
-            (info.name, info.context): _SequenceState(info.kind, info.last_step + 1)
+            (info.name, info.context): _SequenceState(
+                writer.add_sequence(info.name, info.context, info.kind),
+                info.kind,
+                info.last_step + 1,
+            )
             for info in sequences
         }
         # The same states by (name, the items of a dict context of strings), for track()
@@ -278,7 +283,7 @@ class TrackedRun:
                 step = _check_step(step, "step")
             if step >= state.next_step:
                 state.next_step = step + 1
-            self._append((name, context, kind, step, epoch, _now(), value))
+            self._append((state.index, step, epoch, _now(), value))
         finally:
             lock.release()
         if len(self._queue) >= self._room_at:
@@ -303,7 +308,7 @@ class TrackedRun:
                 f"(sequence {name!r})"
             )
         self._backend.check_sequence(name, context, kind)
-        state = _SequenceState(kind, 0)
+        state = _SequenceState(self._writer.add_sequence(name, context, kind), kind, 0)
         self._sequences[(name, context)] = state
         return state
 

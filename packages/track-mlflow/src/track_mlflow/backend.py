@@ -155,13 +155,21 @@ def _webp_preview(png: bytes) -> bytes | None:
 
 
 def encode_points(
-    points: Sequence[TrackedPoint], keys: Mapping[tuple[str, Context], str]
-) -> tuple[list[Metric], dict[str, bytes]]:
-    """The metric rows and the artifact files (path -> bytes) of a batch of points."""
+    points: Iterable[TrackedPoint], keys: dict[tuple[str, Context], str]
+) -> tuple[list[Metric], dict[str, bytes], list[tuple[str, Context]]]:
+    """The metric rows, the artifact files (path -> bytes) and the distinct sequences of a batch
+    of points, in one pass over it. ``keys`` caches each sequence's metric key."""
     metrics: list[Metric] = []
     files: dict[str, bytes] = {}
+    sequences: dict[tuple[str, Context], str] = {}
     for point in points:
-        key = keys[(point.name, point.context)]
+        identity = (point.name, point.context)
+        key = sequences.get(identity)
+        if key is None:
+            key = keys.get(identity)
+            if key is None:
+                key = keys[identity] = encode_key(point.name, point.context)
+            sequences[identity] = key
         ms = round(point.timestamp * 1000)
         if point.kind is ValueKind.SCALAR:
             metrics.append(Metric(key, metric_value(point.value), ms, point.step))  # type: ignore[arg-type]
@@ -194,7 +202,7 @@ def encode_points(
             raise TypeError(f"cannot store a {type(value).__name__} as {point.kind}")
         data = json.dumps(record, ensure_ascii=False, indent=1).encode()
         files[f"{RESERVED_ARTIFACT_DIR}/{point.kind.value}/{directory}/{point.step}.json"] = data
-    return metrics, files
+    return metrics, files, list(sequences)
 
 
 def upload_files(client: MlflowClient, run_id: str, files: Mapping[str, bytes]) -> None:
@@ -330,10 +338,13 @@ def stored_sequences(client: MlflowClient, run_id: str) -> list[SequenceInfo]:
     return result
 
 
-def _is_internal_artifact(path: str) -> bool:
-    if path.startswith(RESERVED_ARTIFACT_DIR + "/"):
-        return True
+def _is_image_file(path: str) -> bool:
+    """An image of an image sequence (``encode_points`` names them so)."""
     return path.startswith(IMAGES_DIR + "/") and "+step+" in path
+
+
+def _is_internal_artifact(path: str) -> bool:
+    return path.startswith(RESERVED_ARTIFACT_DIR + "/") or _is_image_file(path)
 
 
 # --- the writer ----------------------------------------------------------------------------------
@@ -352,6 +363,8 @@ class MlflowRunWriter:
     _keys: dict[tuple[str, Context], str] = attrs.field(factory=dict)
     _registered: set[str] = attrs.field(factory=set)
     _images_tagged: bool = False
+    #: Send each batch's metric rows newest first (see ``write_points``).
+    _newest_first: bool = False
     _warned_long: bool = False
     _lock: threading.Lock = attrs.field(factory=threading.Lock)
 
@@ -363,31 +376,29 @@ class MlflowRunWriter:
         return stored_sequences(self._client, self._run_id)
 
     def _registry_tag(self, name: str, context: Context) -> RunTag | None:
-        """Remember the key of a sequence; a shortened key needs its registry tag."""
-        key = self._keys.get((name, context))
-        if key is None:
-            key = self._keys[(name, context)] = encode_key(name, context)
-        if key == readable_key(name, context):
+        """The registry tag a shortened key needs, unless it was written already."""
+        if self._keys[(name, context)] == readable_key(name, context):
             return None
         tag_key, tag_value = hash_registry_entry(name, context)
         return None if tag_key in self._registered else RunTag(tag_key, tag_value)
 
     def write_points(self, points: Sequence[TrackedPoint]) -> None:
         with self._lock:
+            metrics, files, sequences = encode_points(points, self._keys)
             tags: dict[str, RunTag] = {}
-            seen: set[tuple[str, Context]] = set()
-            for point in points:
-                identity = (point.name, point.context)
-                if identity in seen:
-                    continue
-                seen.add(identity)
-                tag = self._registry_tag(point.name, point.context)
+            for name, context in sequences:
+                tag = self._registry_tag(name, context)
                 if tag is not None:
                     tags[tag.key] = tag
-            metrics, files = encode_points(points, self._keys)
-            if not self._images_tagged and any(p.kind is ValueKind.IMAGE for p in points):
+            if not self._images_tagged and any(_is_image_file(path) for path in files):
                 tags[TAG_LOGGED_IMAGES] = RunTag(TAG_LOGGED_IMAGES, "true")
             upload_files(self._client, self._run_id, files)
+            if self._newest_first:
+                # MLflow's SQL store compares every row with its key's latest value and rewrites
+                # that value whenever the row is newer: in tracking order, once per row; newest
+                # first, once per key and batch (about 4% of log_batch's time, measured). Its
+                # reads order rows by timestamp and step, so the insertion order is not visible.
+                metrics.reverse()
             log_batch(self._client, self._run_id, metrics, tags=list(tags.values()))
             self._registered.update(tags)
             if TAG_LOGGED_IMAGES in tags:
@@ -731,7 +742,12 @@ class MlflowBackend:
         for tag in _label_tags(spec.tags):
             tags[tag.key] = tag.value
         run = self._client.create_run(experiment_id, tags=tags, run_name=spec.name)
-        return MlflowRunWriter(self._client, run.info.run_id, labels=spec.tags)
+        return MlflowRunWriter(
+            self._client,
+            run.info.run_id,
+            labels=spec.tags,
+            newest_first=self._where.sql_store,
+        )
 
     def resume_run(self, run_id: str) -> MlflowRunWriter:
         run = self._get_run(run_id)
@@ -755,6 +771,7 @@ class MlflowBackend:
             labels=frozenset(json.loads(labels_text)) if labels_text else frozenset(),
             registered={k for k in run.data.tags if k.startswith(HASH_TAG_PREFIX)},
             images_tagged=TAG_LOGGED_IMAGES in run.data.tags,
+            newest_first=self._where.sql_store,
         )
 
     def _get_run(self, run_id: str) -> Any:

@@ -10,9 +10,8 @@ import attrs
 
 DEFAULT_LOCATION = "sqlite:///mlflow.db"
 _REMOTE_SCHEMES = frozenset({"http", "https"})
-_PASSTHROUGH_SCHEMES = frozenset(
-    {"sqlite", "postgresql", "mysql", "mssql", "databricks", "file", "http", "https"}
-)
+_SQL_SCHEMES = frozenset({"sqlite", "postgresql", "mysql", "mssql"})
+_PASSTHROUGH_SCHEMES = _SQL_SCHEMES | {"databricks", "file", "http", "https"}
 
 
 @attrs.frozen
@@ -26,6 +25,14 @@ class ResolvedLocation:
     local_artifact_root: Path | None
     username: str | None = attrs.field(default=None, repr=False)
     password: str | None = attrs.field(default=None, repr=False)
+
+    @property
+    def sql_store(self) -> bool:
+        """MLflow writes this location with its SQLAlchemy store (``postgresql+psycopg2://``
+        included), which reads metric rows back ordered by timestamp and step, never by the order
+        they were inserted in."""
+        scheme = self.tracking_uri.split(":", 1)[0].split("+", 1)[0].lower()
+        return scheme in _SQL_SCHEMES
 
 
 def redact(uri: str) -> str:
