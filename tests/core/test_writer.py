@@ -6,6 +6,7 @@ the same failure a dead server gives; the real-server versions are in tests/resi
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 import time
@@ -16,10 +17,12 @@ from pathlib import Path
 import pytest
 
 import track_core as track
-from track_core.backend import Capability
+from track_core.backend import Capability, TrackedPoint
 from track_core.context import Context
 from track_core.memory import MemoryBackend, MemoryStore
 from track_core.spool import read_spool
+from track_core.values import ValueKind
+from track_core.writer import PointBatch
 
 
 @pytest.fixture(autouse=True)
@@ -288,3 +291,60 @@ def test_dict_contexts_name_their_sequences_by_value_and_type(backend: MemoryBac
     assert values({"subset": "train"}) == [4.0]
     assert values({"subset": "val"}) == [5.0, 6.0]
     assert [p.step for p in stored.points("loss", Context(subset="val"))] == [0, 1]
+
+
+def test_queued_scalars_are_not_left_for_the_garbage_collector(backend: MemoryBackend) -> None:
+    """Queued points hold no Context or other collectable object, so a collection stops
+    tracking them, and full collections (slow in a process that imported an SDK) skip them."""
+    run = track.start_run(backend, writer=fast(flush_interval=60.0))
+    context = {"subset": "train"}
+    for step in range(100):  # fewer than wake the writer: they stay queued
+        run.track(step * 0.5, "loss", context=context)
+        run.track(step, "count", epoch=step // 10)
+    queued = list(run._writer._queue)
+    assert len(queued) == 200
+    gc.collect()
+    assert not [item for item in queued if gc.is_tracked(item)]
+    assert run.flush(timeout=30)
+    points = backend.read_run(run.id).points("loss", Context(context))
+    assert [(p.step, p.value) for p in points] == [(s, s * 0.5) for s in range(100)]
+    counted = backend.read_run(run.id).points("count", Context())
+    assert [(p.step, p.epoch, p.value) for p in counted] == [(s, s // 10, s) for s in range(100)]
+    run.close()
+
+
+def test_a_point_batch_reads_as_the_tracked_points() -> None:
+    train, val = Context(subset="train"), Context(subset="val")
+    sequences = [("loss", train, ValueKind.SCALAR), ("loss", val, ValueKind.SCALAR)]
+    items = [(0, 0, None, 10.0, 0.5), (1, 0, 2, 11.0, 0.25), (0, 1, None, 12.0, float("nan"))]
+    batch = PointBatch(items, sequences)
+    expected = [
+        TrackedPoint("loss", train, ValueKind.SCALAR, 0, None, 10.0, 0.5),
+        TrackedPoint("loss", val, ValueKind.SCALAR, 0, 2, 11.0, 0.25),
+    ]
+    assert len(batch) == 3
+    assert list(batch)[:2] == expected
+    assert batch[1] == expected[1] and batch[-3] == expected[0]
+    assert list(batch[1:]) == list(batch)[1:] and isinstance(batch[1:], PointBatch)
+    assert batch[2].context is train and batch[2].value != batch[2].value  # NaN kept
+    assert batch[1].epoch == 2 and batch[1]._fields == TrackedPoint._fields
+    with pytest.raises(IndexError):
+        batch[3]
+
+
+def test_a_spool_file_holds_whole_points(backend: MemoryBackend, spool_dir: Path) -> None:
+    """A spool must be replayable by a process that never saw the run: each point in it carries
+    its sequence's name, context and kind, not the writer's index for it."""
+    run = track.start_run(backend, writer=fast(close_timeout=0.2))
+    backend.store.unavailable = True
+    for step in range(5):
+        run.track(step * 1.0, "loss", context={"subset": "val"}, epoch=1)
+    with pytest.warns(track.DataNotWrittenWarning):
+        run.close(track.Status.FINISHED)
+    [path] = track.pending_spools(spool_dir)
+    _, frames = read_spool(path)
+    points = [item for frame in frames for item in frame if type(item) is tuple]
+    assert points and all(len(point) == len(TrackedPoint._fields) for point in points)
+    assert [TrackedPoint(*point)[:5] for point in points] == [
+        ("loss", Context(subset="val"), ValueKind.SCALAR, step, 1) for step in range(5)
+    ]

@@ -321,3 +321,35 @@ def test_server_dies_mid_run_no_crash_clear_warning_nothing_lost(
     points = backend.read_run(run.id).points("loss", Context())
     assert [p.step for p in points] == list(range(200))
     assert backend.read_run(run.id).status is Status.FINISHED
+
+
+@pytest.mark.parametrize("store", ["sqlite", "file"])
+def test_history_and_latest_values_whatever_order_rows_are_sent_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store: str
+) -> None:
+    """SQL stores get each batch newest first (fewer rewrites of MLflow's latest values); what
+    MLflow then holds must be what was tracked: every row once, the latest value of each key,
+    and, for a file store (which reads rows in file order), rows in tracking order."""
+    location = str(tmp_path / "store") if store == "sqlite" else (tmp_path / "mlruns").as_uri()
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # this MLflow disables it by default
+    backend = create_backend(location)
+    assert backend.tracking_uri.startswith(f"{store}:")
+    count = 2_600  # more than one batch, and with epochs more than one log_batch per batch
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # MLflow deprecates its file store
+        with track.start_run(backend, experiment="order") as run:
+            for step in range(count):
+                run.track(step * 0.5, "loss", epoch=step // 1000, context={"subset": "train"})
+                run.track(float(count - step), "lr")
+        client = MlflowClient(backend.tracking_uri)
+        loss = client.get_metric_history(run.id, "loss :: subset: train")
+        lr = client.get_metric_history(run.id, "lr")
+        epochs = client.get_metric_history(run.id, "loss :: subset: train :: epoch")
+        latest = client.get_run(run.id).data.metrics
+    backend.close()
+    assert [(m.step, m.value) for m in loss] == [(s, s * 0.5) for s in range(count)]
+    assert [(m.step, m.value) for m in lr] == [(s, float(count - s)) for s in range(count)]
+    assert [(m.step, m.value) for m in epochs] == [(s, float(s // 1000)) for s in range(count)]
+    assert latest["loss :: subset: train"] == (count - 1) * 0.5
+    assert latest["lr"] == 1.0  # the value of the last step, not the largest value
+    assert latest["loss :: subset: train :: epoch"] == float((count - 1) // 1000)
