@@ -58,3 +58,10 @@ class TestRemoteServer(BackendConformance):
     @pytest.fixture
     def backend_string(self, server: AimServer, tmp_path: Path) -> str:
         return f"{server.url}?artifacts_uri={(tmp_path / 'artifacts').as_uri()}"
+
+
+@pytest.mark.server
+class TestRemoteServerWriterProcess(TestRemoteServer):
+    """The whole kit again against the server, with every run's Aim client in a writer process."""
+
+    writer_process = "on"

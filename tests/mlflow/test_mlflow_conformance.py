@@ -69,3 +69,10 @@ class TestMlflowServer(BackendConformance):
 
     def test_declares_remote(self, backend: Backend) -> None:
         assert Capability.REMOTE in backend.capabilities
+
+
+class TestMlflowServerWriterProcess(TestMlflowServer):
+    """The whole kit again against the server, with every run's MLflow client in a writer
+    process."""
+
+    writer_process = "on"
