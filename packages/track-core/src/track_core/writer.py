@@ -105,8 +105,8 @@ class PointBatch(SequenceABC[TrackedPoint]):
     Queued point tuples hold only numbers, None and the value, so Python's garbage collector
     stops tracking them at its first pass over them; points made on reading die young. Neither
     adds to the objects that full collections walk, which a queue of TrackedPoints (each with its
-    Context) did: in a process as big as one that imports MLflow, that was about a tenth of
-    MLflow's write time (benchmarks/bench_writer.py)."""
+    Context) did: in a process as big as one that imports MLflow, that was 5-10% of MLflow's
+    write time (benchmarks/bench_writer.py)."""
 
     __slots__ = ("_items", "_sequences")
 
@@ -128,8 +128,7 @@ class PointBatch(SequenceABC[TrackedPoint]):
 
     def __iter__(self) -> Iterator[TrackedPoint]:
         sequences = self._sequences
-        for sequence, step, epoch, timestamp, value in self._items:
-            yield _new_tuple(TrackedPoint, (*sequences[sequence], step, epoch, timestamp, value))
+        return (_make_point(item, sequences) for item in self._items)
 
     def __repr__(self) -> str:
         return f"PointBatch({list(self)!r})"
