@@ -24,6 +24,7 @@ from track_core.backend import (
     TrackedPoint,
 )
 from track_core.context import EMPTY_CONTEXT, Context
+from track_core.current import clear_current_run, current_run, set_current_run, using_run
 from track_core.discovery import get_backend, installed_backends
 from track_core.errors import (
     BackendNotFoundError,
@@ -82,12 +83,16 @@ __all__ = [
     "ValueKind",
     "WriterOptions",
     "WriterProcessError",
+    "clear_current_run",
+    "current_run",
     "distributed",
     "get_backend",
     "installed_backends",
     "open_run",
     "pending_spools",
     "replay",
+    "set_current_run",
     "start_run",
     "to_params",
+    "using_run",
 ]
