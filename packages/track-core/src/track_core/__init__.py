@@ -42,6 +42,7 @@ from track_core.errors import (
 from track_core.noop import NoOpRun
 from track_core.params import to_params
 from track_core.protocols import Run, Sequence
+from track_core.redaction import redact_params, redact_text
 from track_core.run import TrackedRun
 from track_core.status import Status
 from track_core.values import Distribution, Image, Text, ValueKind
@@ -90,6 +91,8 @@ __all__ = [
     "installed_backends",
     "open_run",
     "pending_spools",
+    "redact_params",
+    "redact_text",
     "replay",
     "set_current_run",
     "start_run",

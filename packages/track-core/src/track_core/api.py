@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -17,12 +16,11 @@ from track_core.errors import TrackWarning
 from track_core.names import check_description, check_label, check_tags
 from track_core.noop import NoOpRun
 from track_core.protocols import Run
+from track_core.redaction import redact_text
 from track_core.run import TrackedRun
 from track_core.spool import SPOOL_SUFFIX, Spool, SpoolHeader, default_spool_dir, read_spool
 from track_core.views import RunView
 from track_core.writer import BackgroundWriter, Operation, WriterOptions, apply_items
-
-_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
 
 #: Items per write_points call: large for backends that batch, small for the others.
 BATCH_SIZE = {True: 1000, False: 100}
@@ -50,9 +48,8 @@ def _tags(value: Any) -> frozenset[str]:
     return check_tags(value)
 
 
-def redact(text: str) -> str:
-    """A backend string without credentials (``user:password@`` in a URL)."""
-    return _CREDENTIALS.sub("", text)
+#: A backend string without credentials: see ``track_core.redaction.redact_text``.
+redact = redact_text
 
 
 def start_run(
@@ -178,7 +175,8 @@ def _start(
         params = {}
         archived = False
     spool = Spool(
-        default_spool_dir() / f"{backend.name}-{target.id}{SPOOL_SUFFIX}",
+        # one file per process: a run resumed by two processes never shares a spool
+        default_spool_dir() / f"{backend.name}-{target.id}-{os.getpid()}{SPOOL_SUFFIX}",
         SpoolHeader(origin, target.id),
     )
     batch_size = BATCH_SIZE[Capability.BATCH_WRITES in backend.capabilities]
