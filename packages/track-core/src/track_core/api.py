@@ -18,7 +18,15 @@ from track_core.noop import NoOpRun
 from track_core.protocols import Run
 from track_core.redaction import redact_text
 from track_core.run import TrackedRun
-from track_core.spool import SPOOL_SUFFIX, Spool, SpoolHeader, default_spool_dir, read_spool
+from track_core.spool import (
+    DAMAGED_SUFFIX,
+    SPOOL_SUFFIX,
+    Spool,
+    SpoolHeader,
+    default_spool_dir,
+    keep_damaged,
+    read_spool,
+)
 from track_core.views import RunView
 from track_core.writer import BackgroundWriter, Operation, WriterOptions, apply_items
 
@@ -218,7 +226,11 @@ def replay(path: str | os.PathLike[str], backend: str | Backend | None = None) -
     """Write a spool file (left by a run whose backend was down) to its backend, then delete it.
 
     Returns the number of items written. ``backend`` overrides the one named in the file (to add
-    credentials, say).
+    credentials, say). A damaged file's intact items are all written; what was lost is reported
+    by a ``SpoolDamagedWarning`` (its attributes hold the numbers), and the file is kept as
+    ``PATH.damaged`` instead of deleted. A file whose header is damaged, or that is not a spool,
+    raises ``SpoolFormatError`` and is left as it is. Replaying the same file again (after a
+    replay was killed, say) stores nothing twice: backends keep one point per sequence and step.
     """
     spool_path = Path(path)
     header, frames = read_spool(spool_path)
@@ -228,11 +240,23 @@ def replay(path: str | os.PathLike[str], backend: str | Backend | None = None) -
     for frame in frames:
         apply_items(target, frame)
         written += len(frame)
-    spool_path.unlink()
+    # Only now, with every intact item stored, does the file go (or, damaged, move aside).
+    if frames.damage:
+        kept = keep_damaged(spool_path)
+        warnings.warn(frames.damage.warning(kept, written), stacklevel=2)
+    else:
+        spool_path.unlink()
     return written
 
 
-def pending_spools(directory: str | os.PathLike[str] | None = None) -> list[Path]:
-    """Spool files waiting to be replayed."""
+def pending_spools(
+    directory: str | os.PathLike[str] | None = None, *, damaged: bool = False
+) -> list[Path]:
+    """Spool files waiting to be replayed (``damaged=True``: also those kept as damaged)."""
     folder = Path(directory) if directory is not None else default_spool_dir()
-    return sorted(folder.glob(f"*{SPOOL_SUFFIX}")) if folder.is_dir() else []
+    if not folder.is_dir():
+        return []
+    found = set(folder.glob(f"*{SPOOL_SUFFIX}"))
+    if damaged:
+        found.update(folder.glob(f"*{SPOOL_SUFFIX}{DAMAGED_SUFFIX}*"))
+    return sorted(found)

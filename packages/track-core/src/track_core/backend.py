@@ -14,8 +14,11 @@ from typing import NamedTuple, Protocol, runtime_checkable
 import attrs
 
 from track_core.context import Context
+from track_core.errors import PermanentWriteError as PermanentWriteError
+from track_core.errors import TransientWriteError as TransientWriteError
 from track_core.params import Param
 from track_core.status import Status
+from track_core.values import Point as Point  # re-exported: backends read points back
 from track_core.values import Value, ValueKind
 
 
@@ -38,16 +41,6 @@ class Capability(enum.Enum):
     #: this process reads, so writes can run in a child process (``WriterOptions.process``).
     #: Not the ``memory`` backend: its store lives in one process.
     WRITER_PROCESS = "writer_process"
-
-
-@attrs.frozen
-class Point:
-    """One value of a sequence, as read back."""
-
-    step: int
-    epoch: int | None
-    timestamp: float
-    value: Value
 
 
 class TrackedPoint(NamedTuple):
@@ -101,7 +94,19 @@ class RunInfo:
 @runtime_checkable
 class RunWriter(Protocol):
     """Writes one run. Every method may be retried with the same arguments after it raised, so
-    each must be idempotent: writing the same point (same sequence and step) twice keeps one."""
+    each must be idempotent: writing the same point (same sequence and step) twice keeps one.
+
+    How the core reads an exception from a RunWriter method:
+
+    - ``PermanentWriteError``: the call can never succeed with these arguments. The core
+      isolates the offending item (splitting a batch in halves), stores every other item in
+      order, and keeps the refused one in a dead-letter file with a ``RejectedItemWarning``.
+    - ``TransientWriteError``, ``ConnectionError``, ``TimeoutError``: the storage is away. The
+      items go to the spool and are retried with back-off, for as long as it takes.
+    - Anything else: retried the same way while ``sequences()`` fails too (the storage is
+      away); once ``sequences()`` answers after the error, the error counts against that batch,
+      and after ``WriterOptions.max_attempts`` such failures it is treated as permanent.
+    """
 
     @property
     def id(self) -> str: ...

@@ -80,7 +80,9 @@ def _not_found(name: str) -> BackendNotFoundError:
     else:
         hint = " A backend registers itself under the entry-point group 'track.backends'."
     return BackendNotFoundError(
-        f"no track backend named {name!r} is installed (installed: {listing}).{hint}"
+        f"no track backend named {name!r} is installed (installed: {listing}).{hint}",
+        name=name,
+        installed=tuple(installed),
     )
 
 
@@ -107,11 +109,13 @@ def default_backend_string() -> str:
     if not candidates:
         raise BackendNotFoundError(
             "no track backend is installed besides 'memory': pip install track-aim (or "
-            "track-mlflow), or pass backend='memory'"
+            "track-mlflow), or pass backend='memory'",
+            installed=tuple(sorted(installed_backends())),
         )
     raise BackendNotFoundError(
         f"several track backends are installed ({', '.join(candidates)}): choose one with "
-        f"backend='...' or the environment variable {ENVIRONMENT_VARIABLE}"
+        f"backend='...' or the environment variable {ENVIRONMENT_VARIABLE}",
+        installed=tuple(sorted(installed_backends())),
     )
 
 

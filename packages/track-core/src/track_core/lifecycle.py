@@ -3,27 +3,44 @@
 - Normal interpreter exit: open runs are closed FINISHED (bounded wait each).
 - An uncaught exception (``sys.excepthook``): open runs are closed FAILED with the error.
 - SIGTERM: open runs are closed KILLED, then the previous handler (default: exit) runs.
+- ``os.fork()``: the child forgets the runs it inherited (their writers live in the parent),
+  so its exit never ends the parent's runs; it can start runs of its own.
 The handlers are installed when the first run starts, and only chain to what was there.
+
+A leaf module: it knows runs only through the ``OpenRun`` protocol below.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import os
 import signal
 import sys
 import threading
 import weakref
 from collections.abc import Iterator
 from types import FrameType, TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from track_core.status import Status
 
-if TYPE_CHECKING:
-    from track_core.run import TrackedRun
 
-_open_runs: weakref.WeakSet[TrackedRun] = weakref.WeakSet()
+class OpenRun(Protocol):
+    """What the registry needs of a run."""
+
+    @property
+    def id(self) -> str: ...
+
+    def close(self, status: Status, error: BaseException | str | None = None) -> None: ...
+
+    def forget_after_fork(self) -> None:
+        """Called in a forked child: the run's writer lives in the parent, so the child's copy
+        must never write or close it."""
+        ...
+
+
+_open_runs: weakref.WeakSet[OpenRun] = weakref.WeakSet()
 _installed = False
 _install_lock = threading.Lock()
 _previous_excepthook = sys.excepthook
@@ -48,13 +65,23 @@ def held_unless_interrupted(lock: threading.Lock) -> Iterator[None]:
             lock.release()
 
 
-def register(run: TrackedRun) -> None:
+def register(run: OpenRun) -> None:
     _install()
     _open_runs.add(run)
 
 
-def unregister(run: TrackedRun) -> None:
+def unregister(run: OpenRun) -> None:
     _open_runs.discard(run)
+
+
+def _after_fork_in_child() -> None:
+    inherited = list(_open_runs)
+    _open_runs.clear()
+    for run in inherited:
+        run.forget_after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def close_all(status: Status, error: BaseException | str | None = None) -> None:

@@ -26,6 +26,8 @@ class NoOpRun:
     description: str | None = None
     tags: frozenset[str] = frozenset()
     archived = False
+    #: Nothing tracked here is stored.
+    recording = False
 
     @property
     def status(self) -> Status:
@@ -44,10 +46,11 @@ class NoOpRun:
     def track(
         self,
         value: object,
-        name: str,
+        name: str | None = None,
         step: int | None = None,
         epoch: int | None = None,
         context: ContextLike = None,
+        timestamp: float | None = None,
     ) -> None:
         pass
 
@@ -67,6 +70,9 @@ class NoOpRun:
         pass
 
     def log_artifact(self, path: str, name: str | None = None) -> None:
+        pass
+
+    def log_artifacts(self, directory: str, prefix: str | None = None) -> None:
         pass
 
     def sequences(self) -> SequenceABC[Sequence]:

@@ -12,11 +12,10 @@ from collections.abc import Sequence as SequenceABC
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
-from track_core.backend import Point
 from track_core.context import Context, ContextLike
 from track_core.params import Param
 from track_core.status import Status
-from track_core.values import ValueKind
+from track_core.values import Point, ValueKind
 
 
 @runtime_checkable
@@ -65,6 +64,13 @@ class Run(Protocol):
     def status(self) -> Status: ...
 
     @property
+    def recording(self) -> bool:
+        """Whether what is tracked now is stored: True for an open run, False for a no-op run
+        (tracking off, or not rank 0), a read-only view and a closed run. Integrations ask this
+        instead of checking the run's type, so a user's own run wrapper works with them."""
+        ...
+
+    @property
     def params(self) -> Mapping[str, Param]:
         """All params, as plain nested data."""
         ...
@@ -78,14 +84,19 @@ class Run(Protocol):
     def track(
         self,
         value: object,
-        name: str,
+        name: str | None = None,
         step: int | None = None,
         epoch: int | None = None,
         context: ContextLike = None,
+        timestamp: float | None = None,
     ) -> None:
         """Append ``value`` to the sequence ``(name, context)``.
 
-        ``step=None`` is the sequence's last step + 1 (0 for a new sequence).
+        ``step=None`` is the sequence's last step + 1 (0 for a new sequence); steps and epochs
+        are ints in ``0..2**63-1``. ``timestamp`` is the value's wall time in seconds since the
+        epoch (default: now). A dict of values with no ``name``
+        (``run.track({"loss": 0.1, "acc": 0.9}, step=3)``) tracks each key as its own
+        sequence, at one step, epoch, context and timestamp, validated as one call.
         """
         ...
 
@@ -107,6 +118,10 @@ class Run(Protocol):
 
     def log_artifact(self, path: str, name: str | None = None) -> None:
         """Store a local file with the run, under ``name`` (default: the file's name)."""
+        ...
+
+    def log_artifacts(self, directory: str, prefix: str | None = None) -> None:
+        """Store every file under ``directory``, keeping the tree (under ``prefix``)."""
         ...
 
     def sequences(self) -> SequenceABC[Sequence]: ...

@@ -305,3 +305,13 @@ def coerce_value(value: object) -> tuple[Value, ValueKind]:
     if kind is not None:
         return value, kind  # type: ignore[return-value]
     return to_scalar(value), ValueKind.SCALAR
+
+
+@attrs.frozen
+class Point:
+    """One value of a sequence, as read back."""
+
+    step: int
+    epoch: int | None
+    timestamp: float
+    value: Value

@@ -8,12 +8,12 @@ from types import TracebackType
 
 import attrs
 
-from track_core.backend import Point, RunReader
+from track_core.backend import RunReader
 from track_core.context import Context, ContextLike
 from track_core.errors import ReadOnlyRunError
 from track_core.params import Param
 from track_core.status import Status
-from track_core.values import ValueKind
+from track_core.values import Point, ValueKind
 
 
 @attrs.frozen
@@ -89,6 +89,11 @@ class RunView:
         return self._reader.status
 
     @property
+    def recording(self) -> bool:
+        """Always False: a stored run opened for reading."""
+        return False
+
+    @property
     def error(self) -> str | None:
         return self._reader.error
 
@@ -128,6 +133,7 @@ class RunView:
     add_tag = _read_only
     remove_tag = _read_only
     set_archived = _read_only
+    log_artifacts = _read_only
     log_artifact = _read_only
 
     def flush(self, timeout: float | None = None) -> bool:

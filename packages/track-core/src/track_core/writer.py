@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import threading
 import time
@@ -18,6 +20,7 @@ import warnings
 from collections import deque
 from collections.abc import Iterable, Iterator
 from collections.abc import Sequence as SequenceABC
+from pathlib import Path
 from typing import Any, overload
 
 import attrs
@@ -25,7 +28,14 @@ import attrs
 from track_core import lifecycle
 from track_core.backend import RunWriter, TrackedPoint
 from track_core.context import Context
-from track_core.errors import BackendUnavailableWarning, BackPressureWarning, DataNotWrittenWarning
+from track_core.errors import (
+    BackendUnavailableWarning,
+    BackPressureWarning,
+    DataNotWrittenWarning,
+    PermanentWriteError,
+    RejectedItemWarning,
+    TransientWriteError,
+)
 from track_core.spool import Spool
 from track_core.values import ValueKind
 
@@ -74,6 +84,14 @@ class WriterOptions:
     #: First and longest wait between retries of a failing backend.
     retry_initial: float = 0.25
     retry_max: float = 5.0
+    #: For tests and debugging: ``flush()`` and ``close()`` raise the first backend error (with
+    #: its own traceback) at once instead of waiting while the writer retries. The conformance
+    #: kit runs with it, so a backend's bug fails a test where it happened.
+    raise_errors: bool = False
+    #: Failures of one batch, with its storage answering, before the batch is treated as
+    #: permanently refused (its items isolated; the refused ones go to a dead-letter file).
+    #: ``$TRACK_MAX_ATTEMPTS``.
+    max_attempts: int = attrs.field(factory=lambda: int(_env_float("TRACK_MAX_ATTEMPTS", 3)))
 
     @process.validator
     def _check_process(self, attribute: object, value: str) -> None:
@@ -87,6 +105,30 @@ class WriterOptions:
         if value < 1:
             raise ValueError(f"max_buffered must be at least 1, got {value}")
 
+    @max_attempts.validator
+    def _check_attempts(self, attribute: object, value: int) -> None:
+        if value < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {value}")
+
+
+#: The ``track`` logger: the writer's events ("failed", "is back", "refused") go there too.
+logger = logging.getLogger("track")
+
+#: OSError numbers that mean "storage is away or full for now", not "this item is bad".
+_TRANSIENT_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EAGAIN, errno.EBUSY, errno.EIO, errno.ENETDOWN}
+)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether an error of a RunWriter means its storage is away (retry until it is back)."""
+    if isinstance(error, (TransientWriteError, ConnectionError, TimeoutError)):
+        return True
+    return isinstance(error, OSError) and error.errno in _TRANSIENT_ERRNOS
+
+
+#: A dead-letter file sits next to the run's spool file: ``<backend>-<run id>.dead-letter``.
+DEAD_LETTER_SUFFIX = ".dead-letter"
 
 #: Full batches queued before the caller wakes the writer thread.
 WAKE_AFTER_BATCHES = 4
@@ -183,6 +225,12 @@ class BackgroundWriter:
         self._next_retry = 0.0
         self._retry_delay = options.retry_initial
         self._last_error: BaseException | None = None
+        #: Failures of the current head batch with the storage answering (see max_attempts).
+        self._strikes = 0
+        self._dead_letter: Spool | None = None
+        #: Leading frames of the spool file already stored by an unfinished replay.
+        self._frames_done = 0
+        self.refused = 0
         self._warned_pressure = False
         self._thread: threading.Thread | None = None
         if not options.synchronous:
@@ -232,6 +280,11 @@ class BackgroundWriter:
                 self._progress.wait(0.05)
 
     @property
+    def spool_path(self) -> Path:
+        """The run's spool file (it exists only while something waits in it)."""
+        return self._spool.path
+
+    @property
     def target(self) -> RunWriter:
         """The RunWriter the items go to."""
         return self._target
@@ -261,6 +314,8 @@ class BackgroundWriter:
         self._wake.set()
         with self._progress:
             while self._handled < target:
+                if self._options.raise_errors and self._last_error is not None:
+                    raise self._last_error
                 if not self._thread_alive():
                     return False
                 remaining = None if deadline is None else deadline - time.monotonic()
@@ -287,13 +342,15 @@ class BackgroundWriter:
                 self._thread.join(1.0)
             return True
         left = self._spool_everything()
-        warnings.warn(
+        message = (
             f"track: {self._describe} did not take {left} item(s) within {wait:.0f} s "
             f"({self._last_error!r}); they are kept in {self._spool.path}. The writer keeps "
             f"retrying while this process lives; to write them later run: "
-            f"python -m track_core replay {self._spool.path}",
-            DataNotWrittenWarning,
-            stacklevel=3,
+            f"python -m track_core replay {self._spool.path}"
+        )
+        logger.warning(message)
+        warnings.warn(
+            DataNotWrittenWarning(message, spool=self._spool.path, items=left), stacklevel=3
         )
         return False
 
@@ -338,7 +395,7 @@ class BackgroundWriter:
             if not batch:
                 return
             try:
-                self._apply(batch)
+                self._store(batch, self._sequences)
             except Exception as error:
                 with self._lock:
                     if self._in_flight:
@@ -396,37 +453,138 @@ class BackgroundWriter:
 
     def _replay_spool(self) -> None:
         replayed = 0
+        frames = self._spool.frames()  # damaged frames are skipped; frames.damage says so
         try:
-            for frame in self._spool.frames():
-                apply_items(self._target, frame)  # spooled points are whole
+            for index, frame in enumerate(frames):
+                if index < self._frames_done:
+                    continue  # stored by an earlier attempt: its refused items are not retried
+                self._store(frame, None)  # spooled points are whole
+                self._frames_done = index + 1
                 replayed += len(frame)
         except Exception as error:
             self._note_failure(error)
             self._enter_down_mode()
             return
         with self._lock:
+            if self._spool.appends != frames.appends:
+                return  # close() spooled more meanwhile: the next pass stores it too
             self._handled += self._spool.items
-            self._spool.clear()
+            kept = self._spool.finish(frames.damage)  # a damaged file is kept, renamed
+            self._frames_done = 0
             self._down_since = None
-        warnings.warn(
-            f"track: {self._describe} is back; {replayed} spooled item(s) were written in order",
-            BackendUnavailableWarning,
-            stacklevel=2,
+        if frames.damage:
+            warnings.warn(frames.damage.warning(kept, replayed), stacklevel=2)
+        message = (
+            f"track: {self._describe} is back; {replayed} spooled item(s) were written in order"
         )
+        logger.info(message)
+        warnings.warn(message, BackendUnavailableWarning, stacklevel=2)
 
     def _note_failure(self, error: BaseException) -> None:
         first = self._last_error is None or self._down_since is None
         self._last_error = error
         if first:
-            warnings.warn(
+            message = (
                 f"track: writing to {self._describe} failed ({error!r}); training goes on, "
-                f"values are kept in {self._spool.path} and retried until it is back",
-                BackendUnavailableWarning,
-                stacklevel=2,
+                f"values are kept in {self._spool.path} and retried until it is back"
             )
+            logger.warning(message, exc_info=error)
+            warnings.warn(message, BackendUnavailableWarning, stacklevel=2)
 
     def _apply(self, items: Iterable[Any]) -> None:
         apply_items(self._target, items, self._sequences)
+
+    # -- items a backend refuses -----------------------------------------------------------
+    def _store(self, items: list[Any], sequences: list[SequenceIdentity] | None) -> None:
+        """Hand items to the backend in order. Raises when they should be retried later (the
+        storage is away, or a batch failed fewer than ``max_attempts`` times); a batch refused
+        for good is isolated: every other item is stored, the refused ones dead-lettered."""
+        try:
+            apply_items(self._target, items, sequences)
+        except Exception as error:
+            if not self._counts_against_batch(error):
+                raise
+            self._strikes += 1
+            if not isinstance(error, PermanentWriteError) and (
+                self._strikes < self._options.max_attempts
+            ):
+                raise
+            self._strikes = 0
+            self._isolate(items, sequences, error)
+        else:
+            self._strikes = 0
+
+    def _counts_against_batch(self, error: BaseException) -> bool:
+        """True when the error is about what was written, not about the storage being away:
+        a PermanentWriteError, or an unknown error after which the storage still answers."""
+        if isinstance(error, PermanentWriteError):
+            return True
+        if is_transient(error):
+            return False
+        try:
+            self._target.sequences()
+        except Exception:
+            return False
+        return True
+
+    def _isolate(
+        self, items: list[Any], sequences: list[SequenceIdentity] | None, error: BaseException
+    ) -> None:
+        """Store what can be stored of a refused batch, in order, by halves; refuse single
+        items that fail with an error that counts against them. Raises when the storage goes
+        away meanwhile (the caller spools the batch: writes are idempotent)."""
+        if len(items) == 1:
+            self._refuse(items[0], sequences, error)
+            return
+        middle = len(items) // 2
+        for half in (items[:middle], items[middle:]):
+            try:
+                apply_items(self._target, half, sequences)
+            except Exception as failure:
+                if not self._counts_against_batch(failure):
+                    raise
+                self._isolate(half, sequences, failure)
+
+    def _refuse(
+        self, item: Any, sequences: list[SequenceIdentity] | None, error: BaseException
+    ) -> None:
+        whole = item
+        if type(item) is tuple and sequences is not None:
+            whole = tuple(_make_point(item, sequences))
+        if self._dead_letter is None:
+            header = self._spool.header
+            self._dead_letter = Spool(
+                self._spool.path.with_name(self._spool.path.stem + DEAD_LETTER_SUFFIX), header
+            )
+        self._dead_letter.append([whole])
+        self.refused += 1
+        reason = f"{type(error).__name__}: {error}"
+        if type(whole) is tuple:
+            name, context, _, step = whole[0], whole[1], whole[2], whole[3]
+            what = f"the point {name!r} {context.to_dict()} at step {step}"
+            operation = "write_points"
+        else:
+            name = context = step = None
+            what = f"{whole.method}{whole.args!r}"
+            operation = whole.method
+        message = (
+            f"track: {self._describe} refused {what} ({reason}); every other item is stored. "
+            f"It is kept in {self._dead_letter.path}: after fixing the cause, run "
+            f"python -m track_core replay {self._dead_letter.path}"
+        )
+        logger.error(message, exc_info=error)
+        warnings.warn(
+            RejectedItemWarning(
+                message,
+                operation=operation,
+                reason=reason,
+                dead_letter=self._dead_letter.path,
+                sequence=name,
+                context=context,
+                step=step,
+            ),
+            stacklevel=2,
+        )
 
 
 def apply_items(

@@ -9,19 +9,46 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from track_core.testing.base import ConformanceBase, StorageReader
     from track_core.testing.conformance import (
         PARAMS,
         SCALARS,
         BackendConformance,
-        StorageReader,
+        StorageConformance,
     )
+    from track_core.testing.delivery import DeliveryConformance
+    from track_core.testing.faults import Fault, FaultyBackend
+    from track_core.testing.logging_calls import LoggingCallsConformance
 
-__all__ = ["PARAMS", "SCALARS", "BackendConformance", "StorageReader"]
+__all__ = [
+    "PARAMS",
+    "SCALARS",
+    "BackendConformance",
+    "ConformanceBase",
+    "DeliveryConformance",
+    "Fault",
+    "FaultyBackend",
+    "LoggingCallsConformance",
+    "StorageConformance",
+    "StorageReader",
+]
+
+_MODULE_OF = {
+    "ConformanceBase": "base",
+    "StorageReader": "base",
+    "DeliveryConformance": "delivery",
+    "Fault": "faults",
+    "FaultyBackend": "faults",
+    "LoggingCallsConformance": "logging_calls",
+}
 
 
 def __getattr__(name: str) -> Any:
     if name in __all__:
-        from track_core.testing import conformance
+        import importlib
 
-        return getattr(conformance, name)
+        module = importlib.import_module(
+            f"track_core.testing.{_MODULE_OF.get(name, 'conformance')}"
+        )
+        return getattr(module, name)
     raise AttributeError(f"module 'track_core.testing' has no attribute {name!r}")

@@ -25,19 +25,20 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import track_core as track
-from track_core.backend import Backend, Capability, RunReader
+from track_core.backend import Backend, Capability
 from track_core.context import Context
 from track_core.status import Status
+from track_core.testing.base import ConformanceBase, StorageReader
+from track_core.testing.delivery import DeliveryConformance
+from track_core.testing.logging_calls import LoggingCallsConformance
 from track_core.values import Distribution, Image, Text, ValueKind
-
-StorageReader = Callable[[str], RunReader]
 
 #: Every kind of param value, nested.
 PARAMS: dict[str, Any] = {
@@ -96,71 +97,9 @@ def _same_scalar(got: object, expected: float | int) -> bool:
     return got == expected
 
 
-class BackendConformance:
-    """The conformance tests. Provide the fixtures ``backend`` and ``storage_reader``, and
-    ``backend_string`` where the backend declares ``Capability.WRITER_PROCESS``."""
-
-    #: Seconds a point's timestamp may differ from the moment ``track()`` was called.
-    timestamp_tolerance: float = 0.002
-    #: ``"on"`` runs every test with the backend's writes in a writer process (made from the
-    #: ``backend_string`` fixture); ``"off"`` (the default) writes from a thread.
-    writer_process: str = "off"
-    _backend_string: str | None = None
-
-    # -- fixtures and helpers for subclasses -----------------------------------------------
-    @pytest.fixture
-    def backend(self) -> Backend:
-        raise NotImplementedError("a BackendConformance subclass must provide a 'backend' fixture")
-
-    @pytest.fixture
-    def storage_reader(self, backend: Backend) -> StorageReader:
-        raise NotImplementedError(
-            "a BackendConformance subclass must provide a 'storage_reader' fixture: a callable "
-            "run_id -> RunReader that reads the backend's storage directly"
-        )
-
-    @pytest.fixture
-    def backend_string(self, backend: Backend) -> str | None:
-        """The backend string that makes a backend writing the same storage as ``backend``
-        (needed by backends that declare WRITER_PROCESS); None where there is none."""
-        return None
-
-    @pytest.fixture(autouse=True)
-    def _remember_backend_string(self, backend_string: str | None) -> None:
-        self._backend_string = backend_string
-
-    @staticmethod
-    def require(backend: Backend, capability: Capability) -> None:
-        if capability not in backend.capabilities:
-            pytest.skip(f"the {backend.name} backend does not declare {capability.value}")
-
-    def start(self, backend: Backend, **options: Any) -> track.TrackedRun:
-        """Start a run as users do: through ``start_run`` (and a writer process when
-        ``writer_process`` is ``"on"``)."""
-        if self.writer_process == "off":
-            run = track.start_run(backend, enabled=True, **options)
-        else:
-            if self._backend_string is None:
-                pytest.fail("writer_process = 'on' needs a 'backend_string' fixture")
-            with_process = track.WriterOptions(process=self.writer_process)
-            run = track.start_run(
-                self._backend_string, enabled=True, writer=with_process, **options
-            )
-        assert isinstance(run, track.TrackedRun)
-        if self.writer_process != "off":
-            assert run.writer_pid != os.getpid(), "the run did not get a writer process"
-        return run
-
-    @staticmethod
-    def readers(
-        backend: Backend, storage_reader: StorageReader, run_id: str
-    ) -> Iterator[tuple[str, RunReader]]:
-        yield "adapter", backend.read_run(run_id)
-        yield "storage", storage_reader(run_id)
-
-    @staticmethod
-    def sequence_map(reader: RunReader) -> dict[tuple[str, Context], ValueKind]:
-        return {(info.name, Context.of(info.context)): info.kind for info in reader.sequences()}
+class StorageConformance(ConformanceBase):
+    """What is tracked is stored, exactly: params, every value kind, attributes, status,
+    resume, archive, artifacts, bad input."""
 
     # -- the backend object ----------------------------------------------------------------
     def test_backend_describes_itself(self, backend: Backend) -> None:
@@ -576,3 +515,8 @@ class BackendConformance:
             run.track(1.0, "x")
         with pytest.raises(track.RunClosedError):
             run["late"] = 1
+
+
+class BackendConformance(StorageConformance, DeliveryConformance, LoggingCallsConformance):
+    """The whole kit: every topic. A backend still growing can subclass single topics
+    (``StorageConformance``, ``DeliveryConformance``, ``LoggingCallsConformance``) instead."""
