@@ -24,6 +24,7 @@ from track_core.backend import (
     TrackedPoint,
 )
 from track_core.context import EMPTY_CONTEXT, Context
+from track_core.copying import copy_run, copy_runs
 from track_core.current import clear_current_run, current_run, set_current_run, using_run
 from track_core.discovery import get_backend, installed_backends
 from track_core.errors import (
@@ -85,6 +86,8 @@ __all__ = [
     "WriterOptions",
     "WriterProcessError",
     "clear_current_run",
+    "copy_run",
+    "copy_runs",
     "current_run",
     "distributed",
     "get_backend",
