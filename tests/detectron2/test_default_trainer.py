@@ -144,7 +144,9 @@ def test_training_scalars_and_eval_results_have_contexts(trained: dict[str, Any]
 def test_params_equal_the_config(trained: dict[str, Any]) -> None:
     cfg = trained["cfg"]
     params = trained["run"]["config"]
-    assert params == yaml.safe_load(cfg.dump())
+    dumped = yaml.safe_load(cfg.dump())
+    assert "TRACK" not in dumped  # cfg.dump() leaves it out: config.yaml loads with get_cfg()
+    assert {key: value for key, value in params.items() if key != "TRACK"} == dumped
     assert params["SOLVER"]["MAX_ITER"] == 4
     assert params["TRACK"]["RUN_NAME"] == "faster-rcnn"
     assert params["MODEL"]["ROI_HEADS"]["NUM_CLASSES"] == 1
@@ -160,6 +162,14 @@ def test_artifacts(trained: dict[str, Any]) -> None:
         trained["cfg"].dump()
     )
     assert b"Starting training" in run.artifact_bytes("log.txt")
+    # the uploaded config loads into a plain Detectron2 config, without add_track_config
+    from detectron2.config import get_cfg
+
+    path = output_dir / "downloaded-config.yaml"
+    path.write_bytes(run.artifact_bytes("config.yaml"))
+    loaded = get_cfg()
+    loaded.merge_from_file(str(path))
+    assert loaded.SOLVER.MAX_ITER == trained["cfg"].SOLVER.MAX_ITER
 
 
 def test_log_evaluation_after_training(trained: dict[str, Any], trainer_cls: type) -> None:
@@ -177,5 +187,19 @@ def test_log_evaluation_after_training(trained: dict[str, Any], trainer_cls: typ
     assert count == len(results["bbox"])
     run = track.open_run(trained["runs"][0].id, trained["backend"])
     ap = run.sequence("AP", {"subset": "test", "task": "bbox", "dataset": val})
-    assert [p.step for p in ap.points()] == [cfg.SOLVER.MAX_ITER]
+    # the default step: the last training iteration
+    last = cfg.SOLVER.MAX_ITER - 1
+    assert [p.step for p in ap.points()] == [last]
+    assert run.sequence("total_loss", {"subset": "train"}).points()[-1].step == last
     assert run.status is track.Status.FINISHED  # resumed, then closed with the status it had
+
+    # without dataset=: the one DATASETS.TEST, as EvalHook results are named
+    assert log_evaluation(results, trained["hook"], subset="test2") == count
+    run = track.open_run(trained["runs"][0].id, trained["backend"])
+    ap2 = run.sequence("AP", {"subset": "test2", "task": "bbox", "dataset": val})
+    assert [p.step for p in ap2.points()] == [last]
+    assert not [
+        s
+        for s in run.sequences()
+        if s.context.get("subset") == "test2" and "dataset" not in s.context
+    ]

@@ -56,18 +56,26 @@ def log_evaluation(
     ``run``: a track run, or the ``TrackHook`` / ``TrackWriter`` of the training. The hook
     closed its run at the end of training: the run is then resumed (``start_run(run_id=...)``
     on the same backend), the results are logged, and the run is closed again with the status
-    it had. ``step``: default, the hook's last training iteration (0 for a plain run with no
-    values in that sequence yet). Non-numeric entries are skipped; NaN is logged as NaN.
+    it had. ``dataset``: default, with a hook or writer, the one test dataset of its config
+    (``DATASETS.TEST``), as the hook names ``EvalHook`` results. ``step``: default, with a hook
+    or writer, the last training iteration it tracked (``MAX_ITER - 1`` after a complete
+    training); for a plain run, the sequence's next step (0 for a new one). Non-numeric entries
+    are skipped; NaN is logged as NaN.
     """
     session = getattr(run, "session", None)
     target = getattr(run, "run", None) if session is not None else run
-    if session is not None and step is None:
-        step = session.last_iteration
-    if target is None or isinstance(target, track.NoOpRun):
+    if session is not None:
+        if step is None:
+            step = session.last_iteration
+        if dataset is None:
+            dataset = session.test_dataset
+    if target is None:
         return 0
     reopened = None
     previous_status = target.status
-    if previous_status is not track.Status.RUNNING:
+    if not target.recording:
+        if previous_status is track.Status.RUNNING:
+            return 0  # a no-op run (tracking off, or not rank 0): nothing to log into
         backend = getattr(target, "backend", None)
         if backend is None:
             raise ValueError("the run is closed and cannot be resumed (no backend to resume it on)")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
+import weakref
 from typing import Any
 
 from detectron2.engine import HookBase  # type: ignore[import-untyped]
@@ -15,6 +17,42 @@ from track_detectron2.session import Session
 from track_detectron2.settings import TrackSettings, _lookup
 
 logger = logging.getLogger(__name__)
+
+
+#: How long the hook waits for a trainer's metrics executor (async_write_metrics) to drain.
+EXECUTOR_TIMEOUT = 300.0
+
+
+def _nothing() -> None:
+    pass
+
+
+def wait_for_async_metrics(trainer: Any, timeout: float = EXECUTOR_TIMEOUT) -> None:
+    """Wait until the metrics a trainer writes from its executor are in its storage.
+
+    Detectron2's ``SimpleTrainer(async_write_metrics=True)`` (after v0.6) puts each iteration's
+    losses from a one-thread ``concurrent_executor``, and waits for it only after the hooks'
+    ``after_train``. Its tasks run in order: once a no-op submitted now has run, every earlier
+    one has. ``DefaultTrainer`` keeps its ``SimpleTrainer`` / ``AMPTrainer`` as ``_trainer``.
+    """
+    seen: set[int] = set()
+    for owner in (trainer, getattr(trainer, "_trainer", None)):
+        if owner is None or not getattr(owner, "async_write_metrics", False):
+            continue
+        executor = getattr(owner, "concurrent_executor", None)
+        if executor is None or id(executor) in seen:
+            continue
+        seen.add(id(executor))
+        try:
+            executor.submit(_nothing).result(timeout=timeout)
+        except RuntimeError:  # shut down: shutdown(wait=True) already waited for its work
+            pass
+        except concurrent.futures.TimeoutError:
+            logger.warning(
+                "track-detectron2: the trainer's metrics executor did not finish within %.0f s; "
+                "the values it has not put yet are not tracked",
+                timeout,
+            )
 
 
 def _max_iter_of(cfg: Any) -> int | None:
@@ -44,10 +82,12 @@ class TrackHook(HookBase):  # type: ignore[misc]
     but does not close it). ``config``: params to store instead of ``cfg``.
 
     The run is opened in ``before_train`` on the main process only. Scalars are read every
-    ``write_period`` iterations and at the end; each value is logged once, at the iteration it
-    was recorded. The hook must come after ``EvalHook`` (so the final evaluation is in the run)
-    and after ``PeriodicWriter`` (so metrics.json is complete when uploaded): appending it with
-    ``register_hooks`` does both.
+    ``write_period`` iterations, after the last iteration's step and at the end; each value is
+    logged once, at the iteration it was recorded. The hook must come after ``EvalHook`` (so the
+    final evaluation is in the run) and after ``PeriodicWriter`` (so metrics.json is complete
+    when uploaded): appending it with ``register_hooks`` does both. If a hook before it raises
+    in ``after_train`` (the final evaluation), the run still gets its artifacts and ends FAILED
+    with that error: the hook wraps that trainer's ``after_train`` for the time of ``train()``.
     """
 
     def __init__(
@@ -81,6 +121,54 @@ class TrackHook(HookBase):  # type: ignore[misc]
             return
         self._session.attach(self.trainer.storage)
         self._check_order()
+        self._guard_after_train()
+
+    def _guard_after_train(self) -> None:
+        """Finish the run if the trainer's ``after_train`` raises before this hook's ran.
+
+        ``TrainerBase.after_train`` calls the hooks in order and stops at the first one that
+        raises (``EvalHook``'s final evaluation, which must come before this hook). The wrapper,
+        set on that trainer object (not its class) and removed when it returns, ends the run
+        with the error and uploads the artifacts, then lets the error go on. It holds the trainer
+        and the hook weakly, as Detectron2's hooks hold their trainer.
+        """
+        try:
+            bound = self.trainer.after_train
+            owner, function = bound.__self__, bound.__func__
+        except AttributeError:  # not a method of the trainer (someone else's wrapper): leave it
+            return
+        owner_ref = weakref.ref(owner)
+        hook_ref = weakref.ref(self)
+
+        def after_train() -> None:
+            trainer = owner_ref()
+            try:
+                function(trainer)
+            except BaseException as error:
+                hook = hook_ref()
+                if hook is not None:
+                    hook._finish_after(error)
+                raise
+            finally:
+                if trainer is not None and vars(trainer).get("after_train") is after_train:
+                    del trainer.after_train
+
+        owner.after_train = after_train
+
+    def _finish_after(self, error: BaseException) -> None:
+        session = self._session
+        if session is None or not session.active:
+            return
+        logger.warning(
+            "track-detectron2: a hook before TrackHook raised in after_train (%s); "
+            "the run ends %s with it",
+            type(error).__name__,
+            "killed" if isinstance(error, KeyboardInterrupt) else "failed",
+        )
+        try:
+            wait_for_async_metrics(self.trainer)
+        finally:
+            session.finish(self.trainer.storage, None, error=error)
 
     def _check_order(self) -> None:
         from detectron2.engine import hooks
@@ -106,8 +194,15 @@ class TrackHook(HookBase):  # type: ignore[misc]
         session = self._session
         if session is None or not session.active:
             return
-        if (self.trainer.iter + 1) % self.settings.write_period == 0:
-            session.write(self.trainer.storage)
+        trainer = self.trainer
+        following = trainer.iter + 1
+        max_iter = getattr(trainer, "max_iter", None)
+        if max_iter is not None and following >= max_iter:
+            # The last iteration: its values are stored now, whatever after_train does.
+            wait_for_async_metrics(trainer)
+            session.write(trainer.storage)
+        elif following % self.settings.write_period == 0:
+            session.write(trainer.storage)
 
     def after_train(self) -> None:
         session = self._session
@@ -119,7 +214,10 @@ class TrackHook(HookBase):  # type: ignore[misc]
             completed = int(trainer.iter) >= int(trainer.max_iter)
         except (AttributeError, TypeError, ValueError):
             pass
-        session.finish(trainer.storage, completed)
+        try:
+            wait_for_async_metrics(trainer)
+        finally:
+            session.finish(trainer.storage, completed)
 
 
 class TrackWriter(EventWriter):  # type: ignore[misc]

@@ -86,29 +86,57 @@ def config_to_params(cfg: Any) -> Any:
 
 
 def dump_config(cfg: Any, path: Path) -> Path | None:
-    """Write ``cfg`` as YAML the way Detectron2 does (``cfg.dump()`` / ``LazyConfig.save``)."""
+    """Write ``cfg`` as YAML the way Detectron2 does (``cfg.dump()`` / ``LazyConfig.save``),
+    with every credential removed (``track_core.redact_text``)."""
     try:
         dump = getattr(cfg, "dump", None)
         if callable(dump) and hasattr(cfg, "merge_from_file"):  # yacs CfgNode
-            path.write_text(dump())
+            path.write_text(track.redact_text(dump()))
             return path
         if (type(cfg).__module__ or "").startswith("omegaconf"):
             from detectron2.config import LazyConfig  # type: ignore[import-untyped]
 
             LazyConfig.save(cfg, str(path))
             if path.is_file():
+                redact_file(path)
                 return path
         import yaml  # type: ignore[import-untyped]
 
-        path.write_text(yaml.safe_dump(config_to_params(cfg), sort_keys=False))
+        params = track.redact_params(config_to_params(cfg))
+        path.write_text(yaml.safe_dump(params, sort_keys=False))
         return path
     except Exception as error:
         logger.warning("track-detectron2: could not dump the config as YAML: %s", error)
         return None
 
 
-def outcome(completed: bool | None) -> tuple[track.Status, BaseException | str | None]:
+#: Uploaded files that are text, whose credentials are removed before they are stored.
+TEXT_SUFFIXES = frozenset(
+    {".yaml", ".yml", ".json", ".txt", ".log", ".py", ".cfg", ".ini", ".toml", ".csv"}
+)
+
+
+def redact_file(path: Path, into: Path | None = None) -> Path:
+    """Remove credentials from a text file (``track_core.redact_text``): in place, or into a
+    copy at ``into``. Returns the file to upload: ``path`` itself when nothing had to go."""
+    data = path.read_bytes()
+    text = data.decode("utf-8", errors="surrogateescape")
+    clean = track.redact_text(text)
+    if clean == text:
+        return path
+    target = into if into is not None else path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(clean.encode("utf-8", errors="surrogateescape"))
+    return target
+
+
+def outcome(
+    completed: bool | None, error: BaseException | None = None
+) -> tuple[track.Status, BaseException | str | None]:
     """The run status at the end of training, from inside ``after_train`` / ``close``.
+
+    ``error``: an exception known to end the training (an earlier hook's ``after_train``
+    raised it): the run is FAILED with it (KILLED for ``KeyboardInterrupt``), whatever else.
 
     Detectron2 v0.6's ``TrainerBase.train`` calls ``after_train`` from a ``finally`` clause after
     ``except Exception: logger.exception(...); raise``: while that ``finally`` runs because of an
@@ -116,6 +144,11 @@ def outcome(completed: bool | None) -> tuple[track.Status, BaseException | str |
     ``trainer.iter >= trainer.max_iter`` where known (the loop ends with ``iter == max_iter`` only
     on success), which also covers a ``train()`` called while an outer exception is handled.
     """
+    if error is not None:
+        return (
+            track.Status.KILLED if isinstance(error, KeyboardInterrupt) else track.Status.FAILED,
+            error,
+        )
     error = sys.exc_info()[1]
     if completed is True:
         return track.Status.FINISHED, None
@@ -137,7 +170,6 @@ class Session:
     given_run: Any = None
     run: Any = attrs.field(default=None, init=False)
     active: bool = attrs.field(default=False, init=False)
-    last_iteration: int | None = attrs.field(default=None, init=False)
     final_status: track.Status | None = attrs.field(default=None, init=False)
     final_error: str | None = attrs.field(default=None, init=False)
     _reader: StorageReader | None = attrs.field(default=None, init=False)
@@ -162,13 +194,13 @@ class Session:
                 enabled=enabled,
                 writer=settings.writer_options(),
             )
-        if isinstance(self.run, track.NoOpRun):
+        if not self.run.recording:  # tracking off (a no-op run), or a closed run given
             self.active = False
             return self.run
         self.active = True
         self._reader = StorageReader(
             NameMapper.create(
-                settings.eval_tasks, default_dataset=_single_test_dataset(self.config)
+                settings.eval_tasks, default_dataset=single_test_dataset(self.config)
             ),
             window_size=settings.window_size,
             log_images=settings.log_images,
@@ -176,52 +208,78 @@ class Session:
         )
         if self.config is not None:
             try:
-                self.run[PARAMS_KEY] = config_to_params(self.config)
+                self.run[PARAMS_KEY] = track.redact_params(config_to_params(self.config))
             except Exception as error:
-                logger.warning("track-detectron2: could not store the config as params: %s", error)
+                logger.warning(
+                    "track-detectron2: could not store the config as params: %s",
+                    track.redact_text(str(error)),
+                )
         return self.run
 
     def attach(self, storage: Any) -> None:
         if self.active and self._reader is not None:
             self._reader.attach(storage, self.run)
 
+    @property
+    def last_iteration(self) -> int | None:
+        """The last training iteration tracked (the iteration of the newest training scalar)."""
+        return self._reader.last_train_iteration if self._reader is not None else None
+
+    @property
+    def test_dataset(self) -> str | None:
+        """The one test dataset of the config (``DATASETS.TEST``), if there is exactly one."""
+        return single_test_dataset(self.config)
+
     def write(self, storage: Any) -> None:
         if not self.active or self._reader is None:
             return
         self._reader.write(self.run, storage)
-        self.last_iteration = int(storage.iter)
 
-    def finish(self, storage: Any | None, completed: bool | None) -> None:
-        """Last read, artifacts, status. Called from ``after_train`` / ``close``."""
+    def finish(
+        self, storage: Any | None, completed: bool | None, error: BaseException | None = None
+    ) -> None:
+        """Last read, artifacts, status. Called from ``after_train`` / ``close``, or with the
+        ``error`` that ended the training where ``after_train`` could not run."""
         if not self.active:
             return
-        status, error = outcome(completed)
+        status, reason = outcome(completed, error)
+        self.active = False  # once: a failure below must not make a second finish try again
         tmp = Path(tempfile.mkdtemp(prefix="track-detectron2-"))
         try:
             if storage is not None and self._reader is not None:
                 try:
-                    self.write(storage)
+                    self._reader.write(self.run, storage)
+                except Exception as failure:  # the run still gets its artifacts and status
+                    logger.warning(
+                        "track-detectron2: could not read the last values: %s",
+                        track.redact_text(str(failure)),
+                    )
                 finally:
                     self._reader.detach()
             self._upload(tmp)
-            self.final_status = status
-            self.final_error = None if error is None else str(error)
-            if self.given_run is None:
-                self.run.close(status, error=error)
-            else:
-                self.run.flush()
         finally:
-            self.active = False
-            shutil.rmtree(tmp, ignore_errors=True)
+            self.final_status = status
+            self.final_error = None if reason is None else track.redact_text(str(reason))
+            try:
+                if self.given_run is None:
+                    self.run.close(status, error=reason)
+                else:
+                    self.run.flush()
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
 
     def _upload(self, tmp: Path) -> None:
         output_dir = self.settings.output_dir
         for item in self.settings.upload:
             try:
                 for path, name in self._files_for(item, output_dir, tmp):
+                    if path.suffix.lower() in TEXT_SUFFIXES and not path.is_relative_to(tmp):
+                        path = redact_file(path, into=tmp / "redacted" / name)
                     self.run.log_artifact(str(path), name=name)
             except Exception as error:
-                logger.warning("track-detectron2: could not upload %r: %s", item, error)
+                logger.warning(
+                    "track-detectron2: could not upload %r: %s", item, track.redact_text(str(error))
+                )
 
     def _files_for(self, item: str, output_dir: str | None, tmp: Path) -> list[tuple[Path, str]]:
         if item == "config":
@@ -240,7 +298,8 @@ class Session:
         return [(Path(p), Path(p).relative_to(root).as_posix()) for p in found if os.path.isfile(p)]
 
 
-def _single_test_dataset(cfg: Any) -> str | None:
+def single_test_dataset(cfg: Any) -> str | None:
+    """``cfg.DATASETS.TEST`` when it names exactly one dataset, else None."""
     try:
         datasets = cfg.DATASETS.TEST
     except Exception:

@@ -192,6 +192,10 @@ def add_track_config(cfg: Any) -> Any:
         add_track_config(cfg)
         cfg.track.backend = "aim"
 
+    A yacs config's ``dump()`` then leaves ``TRACK`` out, so that the ``config.yaml`` which
+    ``default_setup`` writes loads with a plain ``get_cfg().merge_from_file()`` (``--eval-only``,
+    ``demo.py``); the settings are still stored with the run's params (credentials removed).
+
     ``BACKEND``, ``EXPERIMENT``, ``RUN_NAME``, ``DESCRIPTION``, ``RUN_ID``: "" means unset.
     ``TAGS``: list of str. ``UPLOAD``: ``["config", "metrics", "log"]`` by default; add
     ``"model"`` for the final checkpoint, or globs relative to the output directory.
@@ -226,6 +230,8 @@ def add_track_config(cfg: Any) -> Any:
         return cfg
     from detectron2.config import CfgNode  # type: ignore[import-untyped]
 
+    from track_detectron2.yacs_config import leave_track_out_of_dump
+
     node = CfgNode(defaults)
     if "TRACK" in cfg:
         node.merge_from_other_cfg(cfg.TRACK)
@@ -235,4 +241,5 @@ def add_track_config(cfg: Any) -> Any:
     cfg.TRACK = node
     if frozen:
         cfg.freeze()
+    leave_track_out_of_dump(cfg)
     return cfg
