@@ -819,7 +819,7 @@ class Spool:
             self._frames_on_disk, self._items_on_disk = progress
             return
         for number in itertools.count(1):
-            aside = self.path.with_name(f"{self.path.stem}.{number}{SPOOL_SUFFIX}")
+            aside = self.path.with_name(f"{self.path.stem}.{number}{self.path.suffix}")
             if not aside.exists():
                 os.replace(self.path, aside)
                 return
