@@ -36,7 +36,9 @@ from track_core.spool import (
     Spool,
     SpoolHeader,
     decode_item,
+    decode_payload,
     encode_item,
+    encode_items,
     read_spool,
 )
 from track_core.status import Status
@@ -169,6 +171,9 @@ def test_every_kind_of_item_round_trips_exactly(tmp_path: Path) -> None:
         line = encode_item(item)
         assert b"\n" not in line and line.isascii()
         assert same(decode_item(line), item), item
+    fast = encode_items(items)  # the writer's path: same bytes
+    assert fast == [encode_item(item) for item in items]
+    assert all(same(a, b) for a, b in zip(decode_payload(b"\n".join(fast)), items, strict=True))
     path = tmp_path / "all.spool"
     write_spool(path, [items[:5], items[5:]])
     read, damage = read_all(path)
@@ -612,6 +617,9 @@ def full_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
 def test_a_full_disk_warns_and_training_goes_on(
     full_disk: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    if os.path.ismount(full_disk):  # the real thing: a 64 KiB tmpfs
+        stats = os.statvfs(full_disk)
+        assert stats.f_blocks * stats.f_frsize <= 64 * 1024
     monkeypatch.setenv("TRACK_SPOOL_DIR", str(full_disk / "spool"))
     backend = MemoryBackend(MemoryStore(), f"full-{uuid.uuid4().hex}")
     options = track.WriterOptions(flush_interval=0.02, retry_initial=0.05, retry_max=0.2)
@@ -664,3 +672,20 @@ def test_headers_name_their_kind(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="cannot hold"):
         encode_item(Operation("set_name", (object(),)))
     assert math.isnan(decode_item(encode_item(point(0, value=float("nan"))))[6])
+
+
+def test_a_spool_whose_header_was_damaged_reports_what_it_held(tmp_path: Path) -> None:
+    """The writer's own spool, its header overwritten: what it held is reported lost and the
+    file kept, instead of the writer retrying a file it cannot read."""
+    path = tmp_path / "run.spool"
+    spool = write_spool(path, [[point(step) for step in range(30)]])
+    data = bytearray(path.read_bytes())
+    data[20] ^= 0xFF
+    path.write_bytes(bytes(data))
+    spool.append([point(30)])  # appended after the damage: lost with the rest
+    frames = spool.frames()
+    assert [item[3] for frame in frames for item in frame] == []
+    assert frames.damage.lost_items == 31 and frames.damage.exact
+    kept = spool.finish(frames.damage)
+    assert kept == tmp_path / "run.spool.damaged" and kept.exists() and not path.exists()
+    assert spool.items == 0 and not spool.exists()

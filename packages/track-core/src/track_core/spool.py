@@ -263,6 +263,9 @@ def decode_value(data: Any) -> Any:
     raise ValueError(f"not spool data: {data!r}")
 
 
+_dumps = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode
+
+
 def encode_item(item: Any) -> bytes:
     """One item as one line of ASCII JSON (no newline): a whole point tuple
     ``(name, context, kind, step, epoch, timestamp, value)`` or an ``Operation``."""
@@ -286,36 +289,85 @@ def encode_item(item: Any) -> bytes:
         if type(method) is not str:
             raise TypeError(f"a spool holds point tuples and Operations, got {item!r}")
         data = ["o", method, [encode_value(arg) for arg in item.args]]
-    return json.dumps(data, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode(
-        "ascii"
-    )
+    return _dumps(data).encode("ascii")
+
+
+def encode_items(items: list[Any]) -> list[bytes]:
+    """``encode_item`` of each item. Scalar points take a fast path that writes the same bytes:
+    each sequence's JSON prefix once, then the numbers (``repr`` of a finite float is what
+    ``json`` writes for it)."""
+    prefixes: dict[tuple[str, int, int], str] = {}
+    lines = []
+    isfinite = math.isfinite
+    for item in items:
+        if type(item) is tuple and len(item) == 7:
+            name, context, kind, step, epoch, timestamp, value = item
+            cls = type(value)
+            if (
+                type(step) is int
+                and step in _INT64
+                and (epoch is None or (type(epoch) is int and epoch in _INT64))
+                and type(timestamp) is float
+                and isfinite(timestamp)
+                and ((cls is float and isfinite(value)) or (cls is int and value in _INT64))
+            ):
+                key = (name, id(context), id(kind))  # alive while items is: ids are safe
+                prefix = prefixes.get(key)
+                if prefix is None:
+                    head = ["p", name, {k: encode_value(v) for k, v in context.items()}, kind.value]
+                    prefix = prefixes[key] = _dumps(head)[:-1] + ","
+                epoch_text = "null" if epoch is None else str(epoch)
+                text = f"{prefix}{step},{epoch_text},{timestamp!r},{value!r}]"
+                lines.append(text.encode("ascii"))
+                continue
+        lines.append(encode_item(item))
+    return lines
 
 
 def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not spool data")
 
 
+_decode_json = json.JSONDecoder(parse_constant=_refuse_constant).decode
+_KINDS = {kind.value: kind for kind in ValueKind}
+
+
 def _load(line: bytes) -> Any:
-    return json.loads(line, parse_constant=_refuse_constant)
+    return _decode_json(line.decode("ascii"))
 
 
 def decode_item(line: bytes) -> Any:
     """The item ``encode_item`` wrote (points as plain tuples, operations as ``Operation``)."""
-    data = _load(line)
+    return _item(_load(line))
+
+
+def decode_payload(payload: bytes) -> list[Any]:
+    """The items of a frame's payload (one JSON document per line), in one JSON parse."""
+    if not payload:
+        return []
+    # Lines hold no raw newline (JSON escapes them in strings): joined by commas, they are
+    # the elements of one array.
+    data = _decode_json("[" + payload.decode("ascii").replace("\n", ",") + "]")
+    return [_item(entry) for entry in data]
+
+
+def _item(data: Any) -> Any:
     if type(data) is not list or not data:
         raise ValueError("an item is a JSON array")
     if data[0] == "p" and len(data) == 8:
         _, name, context, kind, step, epoch, timestamp, value = data
         if type(name) is not str or type(context) is not dict:
             raise ValueError("a point's name is a string and its context an object")
+        if any(type(entry) is dict for entry in context.values()):
+            context = {str(key): decode_value(entry) for key, entry in context.items()}
         return (
             name,
-            Context.of({str(key): decode_value(entry) for key, entry in context.items()}),
-            ValueKind(kind),
-            _decode_int(step),
-            None if epoch is None else _decode_int(epoch),
-            decode_value(timestamp),
-            decode_value(value),
+            Context.of(context),
+            _KINDS[kind] if kind in _KINDS else ValueKind(kind),
+            step if type(step) is int else _decode_int(step),
+            None if epoch is None else epoch if type(epoch) is int else _decode_int(epoch),
+            timestamp if type(timestamp) is float else decode_value(timestamp),
+            value if type(value) is float or type(value) is int else decode_value(value),
         )
     if data[0] == "o" and len(data) == 3:
         from track_core.writer import Operation  # the writer imports this module
@@ -584,10 +636,9 @@ def _frames_v2(
             pos = end
             continue
         try:
-            lines = payload.split(b"\n") if length else []
-            if len(lines) != count:
-                raise ValueError(f"{len(lines)} items where the header says {count}")
-            items = [decode_item(line) for line in lines]
+            items = decode_payload(payload)
+            if len(items) != count:
+                raise ValueError(f"{len(items)} items where the header says {count}")
         except Exception as error:
             damage._note(
                 DamagedRegion(pos, body + length, f"undecodable: {error}", index, count), payload
@@ -825,7 +876,7 @@ class Spool:
                 return
 
     def _write(self, items: list[Any]) -> None:
-        lines = [encode_item(item) for item in items]
+        lines = encode_items(items)
         if not self._adopted:
             self._adopt()
         frames, count = _pack_frames(lines, self._frames_on_disk)
@@ -868,7 +919,13 @@ class Spool:
             [memory[i : i + MAX_FRAME_ITEMS] for i in range(0, len(memory), MAX_FRAME_ITEMS)]
         )
         if self.path.exists():
-            _, disk = read_spool(self.path)
+            try:
+                _, disk = read_spool(self.path)
+            except SpoolFormatError as error:  # its header is gone: so is what it held
+                damage = SpoolDamage(self.path, recorded_items=self._items_on_disk)
+                region = DamagedRegion(0, 0, str(error), None, self._items_on_disk)
+                damage._note(region)
+                return SpoolFrames(tail, damage, self.appends)
             return SpoolFrames(itertools.chain(disk, tail), disk.damage, self.appends)
         return SpoolFrames(tail, SpoolDamage(self.path), self.appends)
 
