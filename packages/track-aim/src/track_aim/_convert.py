@@ -7,11 +7,9 @@ from typing import Any, Final
 
 import numpy as np
 from aim.sdk.objects.distribution import Distribution as AimDistribution
-from aim.sdk.objects.image import Image as AimImage
 from aim.sdk.objects.text import Text as AimText
-from aim.storage.object import CustomObject
-from aim.storage.types import BLOB
 
+from track_aim import _aim_private as private
 from track_core.values import Distribution, Image, Text, Value, ValueKind
 
 #: Aim's limit on the bins of an aim.Distribution.
@@ -28,7 +26,7 @@ KIND_OF_DTYPE: Final[dict[str, ValueKind]] = {
     "aim.distribution": ValueKind.DISTRIBUTION,
 }
 
-#: The Aim sequence type (for Run._get_sequence) of each kind.
+#: The Aim sequence type (``Sequence.registry``) of each kind.
 SEQUENCE_TYPE: Final[dict[ValueKind, str]] = {
     ValueKind.SCALAR: "metric",
     ValueKind.IMAGE: "images",
@@ -73,19 +71,7 @@ def to_aim(value: Value) -> Any:
 
 def _aim_image(value: Image) -> Any:
     # The PNG is stored as it is: aim.Image(PIL image) would decode and encode it again.
-    new: Any = AimImage.__new__
-    image: Any = new(AimImage)
-    init: Any = CustomObject.__init__
-    init(image)
-    blob: Any = BLOB
-    image.storage["data"] = blob(data=value.png)
-    image.storage["source"] = "PIL.Image"
-    image.storage["mode"] = value.mode
-    image.storage["format"] = "png"
-    image.storage["width"] = value.width
-    image.storage["height"] = value.height
-    image.storage["caption"] = value.caption
-    return image
+    return private.aim_image(value.png, value.mode, value.width, value.height, value.caption)
 
 
 def from_aim(stored: Any, kind: ValueKind, dtype: str) -> Value:
@@ -96,9 +82,7 @@ def from_aim(stored: Any, kind: ValueKind, dtype: str) -> Value:
             return int(number)  # a sequence of ints only: Aim's numpy view gives float64
         return number
     if kind is ValueKind.IMAGE:
-        data = stored.storage["data"]
-        png = bytes(data.load() if hasattr(data, "load") else data)
-        return Image.from_png(png, caption=stored.caption or None)
+        return Image.from_png(private.image_png(stored), caption=stored.caption or None)
     if kind is ValueKind.TEXT:
         return Text(stored.data)
     if kind is ValueKind.DISTRIBUTION:

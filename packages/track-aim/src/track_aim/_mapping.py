@@ -1,0 +1,63 @@
+"""How track's run concepts map onto an Aim run: status, hidden params, reserved names, tags."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from track_core.context import Context
+from track_core.status import Status
+
+#: The param block holding the core's end status and error.
+STATUS_KEY: Final = "__track__"
+#: Params written by track or by Aim itself, not by the user.
+HIDDEN_PARAMS: Final = frozenset({STATUS_KEY, "__system_params"})
+#: Sequence names Aim uses for itself (system metrics, terminal logs, log records).
+RESERVED_PREFIX: Final = "__"
+
+
+def run_status(track_status: object, end_time: float | None) -> Status:
+    """The core's status of an Aim run from the ``__track__`` block and Aim's ``end_time``."""
+    if end_time is None:
+        return Status.RUNNING
+    if track_status in ("finished", "failed", "killed"):
+        return Status(track_status)
+    if track_status == "running":  # ended, but not by track: Aim closed it (aim up, aim runs close)
+        return Status.KILLED
+    return Status.FINISHED  # a run written by Aim alone: Aim has no other end state
+
+
+def status_of_block(block: object) -> object:
+    """The ``status`` in a ``__track__`` block (None if there is no block)."""
+    return block.get("status") if isinstance(block, dict) else None
+
+
+def tag_names(tags: Any) -> list[str]:
+    names = []
+    for tag in tags or ():
+        names.append(tag if isinstance(tag, str) else getattr(tag, "name", str(tag)))
+    return names
+
+
+def text_or_none(value: object) -> str | None:
+    """Aim answers a missing name / experiment with its ``SafeNone``: make it None."""
+    return value if isinstance(value, str) else None
+
+
+def check_sequence(name: str, context: Context) -> None:
+    """Refuse what Aim keeps for itself or cannot store, before anything is queued."""
+    if name.startswith(RESERVED_PREFIX):
+        raise ValueError(
+            f"sequence names starting with {RESERVED_PREFIX!r} are reserved by Aim for its "
+            f"own sequences (system metrics, logs): rename {name!r}"
+        )
+    for key, value in context.items():
+        if key.startswith(RESERVED_PREFIX):
+            raise ValueError(f"context keys starting with '__' are reserved by Aim: {key!r}")
+        if (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and not (-(2**63) <= value < 2**63)
+        ):
+            raise ValueError(
+                f"Aim stores context integers in 64 bits; {key!r}={value} does not fit"
+            )
