@@ -116,6 +116,7 @@ def test_every_kind_of_item_round_trips_exactly(tmp_path: Path) -> None:
         point(8, value=5e-324),
         point(9, value=1.7976931348623157e308),
         point(2**63 - 1, value=0.1),
+        point(11, context={"big": 2**70, "neg": -(2**64)}),
         (
             "img",
             Context({"i": 1, "f": 0.5, "b": True, "n": None, "s": "x"}),
@@ -180,7 +181,7 @@ def test_every_kind_of_item_round_trips_exactly(tmp_path: Path) -> None:
     assert not damage and damage.lost_items == 0
     assert len(read) == len(items) and all(same(a, b) for a, b in zip(read, items, strict=True))
     assert type(read[0]) is tuple  # what apply_items takes as a whole point
-    assert read[11][6].png == image.png and read[11][6].pixels() == image.pixels()
+    assert read[12][6].png == image.png and read[12][6].pixels() == image.pixels()
 
 
 def test_the_file_is_json_lines_another_language_can_read(tmp_path: Path) -> None:

@@ -358,11 +358,14 @@ def _item(data: Any) -> Any:
         _, name, context, kind, step, epoch, timestamp, value = data
         if type(name) is not str or type(context) is not dict:
             raise ValueError("a point's name is a string and its context an object")
-        if any(type(entry) is dict for entry in context.values()):
-            context = {str(key): decode_value(entry) for key, entry in context.items()}
+        try:
+            sequence_context = Context.of(context)  # cached for contexts seen before
+        except TypeError:  # a tagged entry (an int beyond 64 bits, say)
+            decoded = {str(key): decode_value(entry) for key, entry in context.items()}
+            sequence_context = Context.of(decoded)
         return (
             name,
-            Context.of(context),
+            sequence_context,
             _KINDS[kind] if kind in _KINDS else ValueKind(kind),
             step if type(step) is int else _decode_int(step),
             None if epoch is None else epoch if type(epoch) is int else _decode_int(epoch),
