@@ -690,3 +690,23 @@ def test_a_spool_whose_header_was_damaged_reports_what_it_held(tmp_path: Path) -
     kept = spool.finish(frames.damage)
     assert kept == tmp_path / "run.spool.damaged" and kept.exists() and not path.exists()
     assert spool.items == 0 and not spool.exists()
+
+
+def test_an_item_the_spool_cannot_encode_stays_in_memory_and_is_still_replayed(
+    tmp_path: Path, memory: MemoryBackend
+) -> None:
+    run_id = new_run(memory)
+    spool = Spool(tmp_path / "run.spool", SpoolHeader(memory.location, run_id))
+    spool.append([point(0)])
+    with pytest.warns(SpoolWriteWarning, match="a bug"):
+        spool.append([point(1), Operation("set_name", (object(),)), point(2)])
+    spool.append([point(3)])  # after it, in order
+    assert spool.items == 5 and spool.exists()
+    items = [item for frame in spool.frames() for item in frame]
+    assert [item[3] if type(item) is tuple else item.method for item in items] == [
+        0,
+        1,
+        "set_name",
+        2,
+        3,
+    ]

@@ -838,12 +838,13 @@ class Spool:
         pending = [*self._memory, *items] if self._memory else list(items)
         try:
             self._write(pending)
-        except OSError as error:
+        except Exception as error:  # a full disk; or an item it cannot encode (a bug)
             self._memory = pending
             if not self._warned:
                 self._warned = True
+                cause = f"({error})" if isinstance(error, OSError) else f"(a bug: {error!r})"
                 warnings.warn(
-                    f"track: cannot write the spool file {self.path} ({error}); "
+                    f"track: cannot write the spool file {self.path} {cause}; "
                     f"{len(pending)} item(s) are kept in memory, in order, and written to the "
                     "backend when it is back (or to the file when the disk has room); "
                     "training goes on",
