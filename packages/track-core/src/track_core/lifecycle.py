@@ -18,7 +18,6 @@ import os
 import signal
 import sys
 import threading
-import weakref
 from collections.abc import Iterator
 from types import FrameType, TracebackType
 from typing import Any, Protocol
@@ -40,7 +39,10 @@ class OpenRun(Protocol):
         ...
 
 
-_open_runs: weakref.WeakSet[OpenRun] = weakref.WeakSet()
+#: Open runs, held until they close: a run the caller dropped without closing it is still
+#: ended (FINISHED) at exit, as it would be had it been kept. Its writer thread holds its
+#: queue anyway, so holding the run costs nothing more.
+_open_runs: set[OpenRun] = set()
 _installed = False
 _install_lock = threading.Lock()
 _previous_excepthook = sys.excepthook
