@@ -30,6 +30,8 @@ def write_logs(root: Path, steps: range = range(10)) -> None:
             writer.add_histogram("weights", np.arange(step, step + 50.0), step, walltime=T0 + step)
             writer.add_image("img", np.full((3, 4, 5), step * 10, dtype=np.uint8), step)
             writer.add_text("notes", f"step {step}", step, walltime=T0 + step)
+            # a sub-directory per sub tag (a/acc_train, a/acc_val), merged into the run of a
+            writer.add_scalars("acc", {"train": step / 10, "val": step / 20}, step)
         if steps.start == 0:
             writer.add_hparams({"lr": 0.01, "opt": "adam", "nesterov": True}, {"hp/acc": 0.75})
     with tensorboardX.SummaryWriter(str(root / "b")) as writer:
@@ -74,7 +76,10 @@ def test_every_run_directory_becomes_one_run(memory: str, tmp_path: Path) -> Non
     assert [p.step for p in acc] == list(range(10))
     # event files hold float32: the value as stored, float(np.float32(0.1)) == 0.10000000149...
     assert [p.value for p in acc] == [float(np.float32(s / 10)) for s in range(10)]
-    assert report.values == 10 * 5 + 1 + 10
+    train_acc = sequences[("acc", (("subset", "train"),))].points()
+    assert [p.value for p in train_acc] == [float(np.float32(s / 10)) for s in range(10)]
+    assert len(sequences[("acc", (("subset", "val"),))].points()) == 10
+    assert report.values == 10 * 7 + 1 + 10
 
 
 def test_importing_twice_duplicates_nothing_and_adds_what_is_new(
@@ -90,7 +95,7 @@ def test_importing_twice_duplicates_nothing_and_adds_what_is_new(
     # the training went on: a second event file in each run directory
     write_logs(logs, range(10, 15))
     grown = import_logdir(logs, memory, "twice", progress=False)
-    assert [(r.action, r.values) for r in grown.runs] == [("updated", 5 * 5), ("updated", 5)]
+    assert [(r.action, r.values) for r in grown.runs] == [("updated", 5 * 7), ("updated", 5)]
     runs = runs_of(memory, "twice")
     assert sorted(runs) == ["a", "b"]  # still one run per directory
     loss = by_sequence(runs["a"])[("loss", (("subset", "train"),))]
@@ -118,7 +123,7 @@ def test_an_unreadable_event_file_is_reported_and_the_rest_imported(
 
 
 def test_missing_and_empty_log_dirs(memory: str, tmp_path: Path) -> None:
-    with pytest.raises(EventFileError, match="log dir .*nowhere.* does not exist"):
+    with pytest.raises(EventFileError, match=r"log dir .*nowhere.* does not exist"):
         import_logdir(tmp_path / "nowhere", memory)
     (tmp_path / "empty").mkdir()
     with pytest.raises(EventFileError, match="holds no TensorBoard event files"):
@@ -145,10 +150,10 @@ def test_the_command_line(tmp_path: Path) -> None:
     (logs / "c" / "events.out.tfevents.1.x").write_bytes(b"garbage" * 100)
     done = _cli("import", str(logs), "--to", "memory", "--experiment", "cli")
     assert done.returncode == 1, done.stderr  # one directory failed
-    assert "created    a: 16 values" in done.stdout
+    assert "created    a: 22 values" in done.stdout
     assert "created    b: 3 values" in done.stdout
     assert "failed     c: cannot read event file" in done.stderr
-    assert "3 run directories, 19 values imported" in done.stdout
+    assert "3 run directories, 25 values imported" in done.stdout
     assert "importing" not in done.stderr  # no progress bar when stderr is not a terminal
     bad = _cli("import", str(logs), "--to", "nosuchbackend")
     assert bad.returncode == 2 and "error:" in bad.stderr and "Traceback" not in bad.stderr

@@ -292,11 +292,15 @@ def figure_image(figure: Any, tag: str, close: bool) -> Image:
     figures = list(figure) if isinstance(figure, (list, tuple)) else [figure]
     if not figures:
         raise ValueError(f"add_figure({tag!r}): an empty list of figures")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     arrays = []
     for item in figures:
-        canvas = getattr(item, "canvas", None)
-        if canvas is None or not hasattr(item, "savefig"):
-            raise TypeError(f"add_figure({tag!r}): expected a matplotlib Figure, got {type(item)}")
+        if not hasattr(item, "savefig") or not hasattr(item, "canvas"):
+            raise TypeError(
+                f"add_figure({tag!r}): expected a matplotlib Figure, got {type(item).__name__}"
+            )
+        canvas = FigureCanvasAgg(item)  # as TensorBoard renders it (a closed figure too)
         canvas.draw()
         arrays.append(np.asarray(canvas.buffer_rgba()).copy())
         if close:

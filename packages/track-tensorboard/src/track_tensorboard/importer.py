@@ -13,7 +13,7 @@ import hashlib
 import os
 import sys
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -160,20 +160,33 @@ def _hparams(accumulator: Any) -> dict[str, Any]:
     return params
 
 
-def read_run_dir(folder: Path, namer: Namer, merged: list[Path] = ()) -> RunData:  # type: ignore[assignment]
-    """Every value of one run directory (and of the hparams directories merged into it)."""
+@attrs.frozen
+class Merged:
+    """A sub-directory that belongs to its parent's run: the one ``add_hparams`` makes (named by a
+    timestamp) or one of ``add_scalars`` (torch's ``<main tag>_<sub tag>``, tensorboardX's
+    ``<main tag>/<sub tag>``, holding the main tag only)."""
+
+    path: Path
+    sub_tag: str | None = None  # add_scalars' sub tag; None for an hparams directory
+
+
+def read_run_dir(
+    folder: Path, namer: Namer, merged: Iterable[Merged] = (), load: Any = None
+) -> RunData:
+    """Every value of one run directory and of the sub-directories merged into it."""
     from tensorboard.util import tensor_util
 
+    load = load or _accumulator
     files: list[Path] = []
     values: list[Value] = []
     params: dict[str, Any] = {}
     skipped: dict[str, int] = {}
-    for source in (folder, *merged):
-        source_files = _event_files(source)
+    for source in (Merged(folder), *merged):
+        source_files = _event_files(source.path)
         for path in source_files:
             check_event_file(path)
         files.extend(source_files)
-        accumulator = _accumulator(source)
+        accumulator = load(source.path)
         params.update(_hparams(accumulator))
         for tag in accumulator.Tags().get("tensors", []):
             plugin = accumulator.SummaryMetadata(tag).plugin_data.plugin_name
@@ -185,7 +198,10 @@ def read_run_dir(folder: Path, namer: Namer, merged: list[Path] = ()) -> RunData
             base = (
                 tag[: -len(TEXT_SUFFIX)] if plugin == "text" and tag.endswith(TEXT_SUFFIX) else tag
             )
-            name, context = namer(base)
+            if source.sub_tag is not None:
+                name, context = namer.series(base, source.sub_tag)
+            else:
+                name, context = namer(base)
             for event in events:
                 array = tensor_util.make_ndarray(event.tensor_proto)
                 for value, extra in _values(plugin, array, tag):
@@ -229,26 +245,40 @@ def content_hash(files: list[Path]) -> str:
     return digest.hexdigest()
 
 
-def _group(dirs: list[Path]) -> list[tuple[Path, list[Path]]]:
-    """Run dirs with the hparams dirs merged into them: the sub-directory ``add_hparams`` makes
-    (named by a timestamp, holding the hparams and their metrics) joins its parent run."""
+def _group(dirs: list[Path], load: Any) -> list[tuple[Path, list[Merged]]]:
+    """Run dirs with the sub-directories of their own writer merged into them (see Merged)."""
     as_set = set(dirs)
-    groups: dict[Path, list[Path]] = {}
+    groups: dict[Path, list[Merged]] = {}
     for folder in dirs:
-        parent = folder.parent
-        if parent in as_set and _is_hparams_dir(folder):
-            groups.setdefault(parent, []).append(folder)
+        owner = next((p for p in folder.parents if p in as_set), None)
+        merged = _merged(folder, owner, load) if owner is not None else None
+        if owner is not None and merged is not None:
+            groups.setdefault(owner, []).append(merged)
         else:
             groups.setdefault(folder, [])
     return sorted(groups.items())
 
 
-def _is_hparams_dir(folder: Path) -> bool:
+def _merged(folder: Path, owner: Path, load: Any) -> Merged | None:
+    relative = folder.relative_to(owner).as_posix()
     try:
-        float(folder.name)
+        float(relative)
     except ValueError:
-        return False
-    return True
+        pass
+    else:
+        return Merged(folder)
+    try:
+        accumulator = load(folder)
+        tags = accumulator.Tags().get("tensors", [])
+        plugins = {accumulator.SummaryMetadata(tag).plugin_data.plugin_name for tag in tags}
+    except Exception:  # read again, and reported, as a run of its own
+        return None
+    if len(tags) == 1 and plugins == {"scalars"}:
+        main = tags[0].replace("/", "_")
+        for prefix in (main + "_", main + "/"):  # torch's layout, tensorboardX's
+            if relative.startswith(prefix) and "/" not in relative[len(prefix) :]:
+                return Merged(folder, relative[len(prefix) :])
+    return None
 
 
 def _existing(backend: Any, experiment: str | None, name: str, source: str) -> Any:
@@ -279,7 +309,15 @@ def import_logdir(
     A directory that cannot be read is reported (``action="failed"``) and the others go on.
     """
     root = Path(logdir)
-    groups = _group(find_run_dirs(root))
+    cache: dict[Path, Any] = {}
+
+    def load(folder: Path) -> Any:
+        if folder not in cache:
+            cache.clear()  # one directory's values in memory at a time (plus the one grouped)
+            cache[folder] = _accumulator(folder)
+        return cache[folder]
+
+    groups = _group(find_run_dirs(root), load)
     if not groups:
         raise EventFileError(f"log dir {str(root)!r} holds no TensorBoard event files")
     backend = track.get_backend(to)
@@ -288,7 +326,7 @@ def import_logdir(
     results = []
     try:
         for folder, merged in groups:
-            result = _import_one(root, folder, merged, to, backend, experiment, names)
+            result = _import_one(root, folder, merged, to, backend, experiment, names, load)
             results.append(result)
             bar.advance(result)
             if on_run is not None:
@@ -301,17 +339,18 @@ def import_logdir(
 def _import_one(
     root: Path,
     folder: Path,
-    merged: list[Path],
+    merged: list[Merged],
     to: str,
     backend: Any,
     experiment: str | None,
     names: NamesOption,
+    load: Any,
 ) -> RunImport:
     relative = folder.relative_to(root).as_posix()
     name = root.resolve().name if relative == "." else relative
     source = str(folder.resolve())
     try:
-        data = read_run_dir(folder, Namer(names), merged)
+        data = read_run_dir(folder, Namer(names), merged, load)
         digest = content_hash(data.files)
     except EventFileError as error:
         return RunImport(source, name, None, "failed", error=str(error))
