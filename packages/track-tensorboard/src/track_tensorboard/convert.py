@@ -300,7 +300,7 @@ def figure_image(figure: Any, tag: str, close: bool) -> Image:
             raise TypeError(
                 f"add_figure({tag!r}): expected a matplotlib Figure, got {type(item).__name__}"
             )
-        canvas = FigureCanvasAgg(item)  # as TensorBoard renders it (a closed figure too)
+        canvas: Any = FigureCanvasAgg(item)  # as TensorBoard renders it (a closed figure too)
         canvas.draw()
         arrays.append(np.asarray(canvas.buffer_rgba()).copy())
         if close:
