@@ -106,14 +106,36 @@ class MlflowStorageReader:
             result.append(SequenceInfo(name, context, kind, max(steps) if steps else -1))
         return result
 
+    def _epoch_ranges(self, key: str) -> list[tuple[int, int | None]]:
+        """``(first step, epoch)`` pairs of ``key`` in ``track/epochs.json`` ([] if none)."""
+        try:
+            document = json.loads(_read(self._client, self.id, "track/epochs.json"))
+        except Exception:  # a run without epochs has no such file
+            return []
+        assert document["format"] == 1
+        return [(int(start), epoch) for start, epoch in document["sequences"].get(key, [])]
+
+    def _epochs(self, key: str, rows: Sequence[Any]) -> dict[tuple[int, int], int | None]:
+        """The epoch of each metric row, by (step, timestamp)."""
+        if key + " :: epoch" in self._run.data.metrics:  # a run written before epochs.json
+            return {
+                (m.step, m.timestamp): int(m.value)
+                for m in self._client.get_metric_history(self.id, key + " :: epoch")
+            }
+        ranges = self._epoch_ranges(key)
+        result: dict[tuple[int, int], int | None] = {}
+        for row in rows:  # the range that starts last at or before the row's step
+            starting = [(start, epoch) for start, epoch in ranges if start <= row.step]
+            result[(row.step, row.timestamp)] = (
+                max(starting, key=lambda pair: pair[0])[1] if starting else None
+            )
+        return result
+
     def points(self, name: str, context: Context) -> Sequence[Point]:
         kind, where = self._listing()[(name, Context.of(context))]
         if kind is ValueKind.SCALAR:
             rows = self._client.get_metric_history(self.id, where)
-            epochs = {
-                (m.step, m.timestamp): int(m.value)
-                for m in self._client.get_metric_history(self.id, where + " :: epoch")
-            }
+            epochs = self._epochs(where, rows)
             last: dict[int, Any] = {}
             for row in sorted(rows, key=lambda m: (m.step, m.timestamp)):
                 last[row.step] = row

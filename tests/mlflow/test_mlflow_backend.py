@@ -1,8 +1,10 @@
-"""track_mlflow beyond the kit: key encoding, params, limits, credentials, a server that dies."""
+"""track_mlflow beyond the kit: key encoding, escaped-key warnings, params, limits, locations,
+credentials, a server that dies."""
 
 from __future__ import annotations
 
 import logging
+import os
 import random
 import string
 import warnings
@@ -11,14 +13,14 @@ from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
-from mlflow.utils.validation import _validate_metric_name
 
 import track_core as track
 from track_core.backend import RunSpec, TrackedPoint
 from track_core.context import Context
 from track_core.status import Status
 from track_core.values import ValueKind
-from track_mlflow import MlflowBackend, create_backend, decode_key, encode_key
+from track_mlflow import EscapedKeyWarning, MlflowBackend, create_backend, decode_key, encode_key
+from track_mlflow._compat import validate_metric_key
 from track_mlflow.keys import EPOCH_SUFFIX, MAX_KEY_LENGTH
 from track_mlflow.testing import MlflowServer, mlflow_server
 
@@ -75,7 +77,7 @@ def backend(tmp_path: Path) -> Iterator[MlflowBackend]:
 
 
 def _valid_for_mlflow(key: str) -> None:
-    _validate_metric_name(key)  # type: ignore[no-untyped-call]
+    validate_metric_key(key)
     assert len(key) <= MAX_KEY_LENGTH
 
 
@@ -106,6 +108,59 @@ def test_keys_are_readable() -> None:
     assert encode_key("loss", {"subset": "3"}) != encode_key("loss", {"subset": 3})
 
 
+def test_escaped_names_warn_once_per_sequence_with_their_key(backend: MlflowBackend) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with track.start_run(backend, experiment="escaped") as run:
+            for step in range(3):
+                run.track(0.5, "acc@top1#val (%)", step=step)  # the line warnings point at
+                run.track(0.5, "acc@top1#val (%)", step=step, context={"subset": "val"})
+                run.track(0.5, "loss", step=step, context={"subset": "val", "fold": 2})
+                run.track(0.5, "train/loss", step=step)
+                run.track({"p@1": 0.1, "ok": 0.2}, step=step)
+    escaped = [w for w in caught if issubclass(w.category, EscapedKeyWarning)]
+    assert all(issubclass(w.category, track.TrackWarning) for w in escaped)
+    found = {(w.message.name, w.message.context, w.message.key) for w in escaped}  # type: ignore[union-attr]
+    assert found == {
+        ("acc@top1#val (%)", Context(), "acc:40top1:23val :28:25:29"),
+        ("acc@top1#val (%)", Context(subset="val"), "acc:40top1:23val :28:25:29 :: subset: val"),
+        ("p@1", Context(), "p:401"),
+    }
+    assert len(escaped) == 3  # once per sequence, not per point
+    first = escaped[0]
+    assert "'acc:40top1:23val :28:25:29'" in str(first.message)
+    assert first.filename == __file__
+    # It reads back under its name, and MLflow shows the key the warning named.
+    names = {info.name for info in backend.read_run(run.id).sequences()}
+    assert {"acc@top1#val (%)", "p@1", "ok", "loss", "train/loss"} == names
+    metrics = MlflowClient(backend.tracking_uri).get_run(run.id).data.metrics
+    assert "acc:40top1:23val :28:25:29" in metrics
+
+
+def test_shortened_keys_warn_and_name_their_registry_tag(backend: MlflowBackend) -> None:
+    name = "n" * 300
+    with pytest.warns(EscapedKeyWarning, match="track.key.") as caught:
+        with track.start_run(backend, experiment="long") as run:
+            run.track(1.0, name)
+            run.track(2.0, name)
+    assert len(caught) == 1 and " :: sha-" in caught[0].message.key  # type: ignore[union-attr]
+    assert [p.value for p in backend.read_run(run.id).points(name, Context())] == [1.0, 2.0]
+
+
+def test_messages_show_the_location_as_written(tmp_path: Path) -> None:
+    absolute = f"sqlite:///{tmp_path / 'x.db'}"  # sqlite:////tmp/...: an absolute path
+    backend = create_backend(absolute)
+    assert backend.location == absolute == backend.tracking_uri
+    with pytest.raises(KeyError) as caught:
+        backend.read_run("0" * 32)
+    assert absolute in str(caught.value)
+    plain = create_backend(str(tmp_path / "dir"))
+    assert plain.location == f"sqlite:///{tmp_path / 'dir' / 'mlflow.db'}"
+    remote = create_backend("http://alice:pw-123456@127.0.0.1:9/?token=t0k3n-secret")
+    assert remote.location.startswith("http://127.0.0.1:9/")
+    assert "pw-123456" not in remote.location and "t0k3n-secret" not in remote.location
+
+
 def test_random_names_round_trip() -> None:
     """Property-style: random names and contexts over an awkward alphabet."""
     rng = random.Random(1234)
@@ -130,6 +185,7 @@ def test_random_names_round_trip() -> None:
         assert decode_key(key) == (name, ctx), (name, context, key)
 
 
+@pytest.mark.filterwarnings("ignore::track_mlflow.EscapedKeyWarning")
 def test_awkward_sequences_round_trip_through_mlflow(backend: MlflowBackend) -> None:
     names = [name for name in AWKWARD if "\t" not in name]  # the core refuses control characters
     with track.start_run(backend, experiment="awkward") as run:
@@ -158,9 +214,11 @@ def test_metrics_look_native_in_mlflow(backend: MlflowBackend) -> None:
     assert client.get_experiment(mlflow_run.info.experiment_id).name == "native"
     history = client.get_metric_history(run.id, "loss :: subset: val")
     assert [(m.step, m.value) for m in history] == [(0, 0.0), (1, 1.5), (2, 3.0)]
-    epochs = client.get_metric_history(run.id, "loss :: subset: val :: epoch")
-    assert [(m.step, m.value) for m in epochs] == [(0, 0.0), (1, 0.0), (2, 1.0)]
     assert all(isinstance(m.timestamp, int) for m in history)
+    # One metric key per sequence: the epochs are in track/epochs.json, not in more keys.
+    assert sorted(mlflow_run.data.metrics) == ["count", "loss :: subset: val"]
+    points = backend.read_run(run.id).points("loss", Context(subset="val"))
+    assert [(p.step, p.epoch) for p in points] == [(0, 0), (1, 0), (2, 1)]
     # ints are doubles in MLflow and come back as floats equal to them
     (count,) = backend.read_run(run.id).points("count", Context())
     assert count.value == 7 and isinstance(count.value, float)
@@ -264,6 +322,8 @@ def test_default_location_is_sqlite_in_cwd(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_credentials_never_leak(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No credential in what the backend shows; none put in the process environment (the
+    round trip with a real basic-auth server is in test_mlflow_auth.py)."""
     monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
     monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
     # create_backend sets these for the process: let monkeypatch restore them afterwards.
@@ -273,6 +333,8 @@ def test_credentials_never_leak(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert "s3cr3t" not in backend.location and "alice" not in backend.location
     assert "s3cr3t" not in backend.tracking_uri and "t0k3n" not in backend.tracking_uri
     assert "s3cr3t" not in repr(backend)
+    assert "MLFLOW_TRACKING_USERNAME" not in os.environ
+    assert "MLFLOW_TRACKING_PASSWORD" not in os.environ
     with pytest.raises(Exception) as caught:  # nothing listens on port 9
         backend.create_run(RunSpec(experiment="x"))
     assert "s3cr3t" not in str(caught.value)
@@ -334,7 +396,7 @@ def test_history_and_latest_values_whatever_order_rows_are_sent_in(
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # this MLflow disables it by default
     backend = create_backend(location)
     assert backend.tracking_uri.startswith(f"{store}:")
-    count = 2_600  # more than one batch, and with epochs more than one log_batch per batch
+    count = 2_600  # more than one batch, and more than one log_batch (1000 rows) per batch
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # MLflow deprecates its file store
         with track.start_run(backend, experiment="order") as run:
@@ -344,12 +406,10 @@ def test_history_and_latest_values_whatever_order_rows_are_sent_in(
         client = MlflowClient(backend.tracking_uri)
         loss = client.get_metric_history(run.id, "loss :: subset: train")
         lr = client.get_metric_history(run.id, "lr")
-        epochs = client.get_metric_history(run.id, "loss :: subset: train :: epoch")
         latest = client.get_run(run.id).data.metrics
+        epochs = backend.read_run(run.id).points("loss", Context(subset="train"))
     backend.close()
     assert [(m.step, m.value) for m in loss] == [(s, s * 0.5) for s in range(count)]
     assert [(m.step, m.value) for m in lr] == [(s, float(count - s)) for s in range(count)]
-    assert [(m.step, m.value) for m in epochs] == [(s, float(s // 1000)) for s in range(count)]
-    assert latest["loss :: subset: train"] == (count - 1) * 0.5
-    assert latest["lr"] == 1.0  # the value of the last step, not the largest value
-    assert latest["loss :: subset: train :: epoch"] == float((count - 1) // 1000)
+    assert [(p.step, p.epoch) for p in epochs] == [(s, s // 1000) for s in range(count)]
+    assert latest == {"loss :: subset: train": (count - 1) * 0.5, "lr": 1.0}  # lr: the last step

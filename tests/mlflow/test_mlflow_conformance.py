@@ -1,4 +1,5 @@
-"""The conformance kit against MLflow: a local sqlite store, and a real ``mlflow server``."""
+"""The conformance kit against MLflow: a local sqlite store and a real ``mlflow server``, each with
+the writer in a thread and in a writer process. One fixture block; each class says where."""
 
 from __future__ import annotations
 
@@ -14,10 +15,24 @@ from track_mlflow import MlflowBackend, create_backend
 from track_mlflow.testing import MlflowServer, mlflow_server
 
 
-class TestMlflowSqlite(BackendConformance):
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    with mlflow_server(tmp_path_factory.mktemp("mlflow-server")) as running:
+        yield running
+
+
+class MlflowConformance(BackendConformance):
+    """The kit's fixtures for MLflow; a subclass provides ``location`` (a backend location)."""
+
+    remote = False
+
     @pytest.fixture
-    def backend(self, tmp_path: Path) -> Iterator[MlflowBackend]:
-        backend = create_backend(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    def location(self) -> str:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def backend(self, location: str) -> Iterator[MlflowBackend]:
+        backend = create_backend(location)
         yield backend
         backend.close()
 
@@ -32,9 +47,15 @@ class TestMlflowSqlite(BackendConformance):
     def backend_string(self, backend: MlflowBackend) -> str:
         return f"mlflow:{backend.tracking_uri}"
 
-    def test_declares_batch_writes_and_is_local(self, backend: Backend) -> None:
+    def test_declares_batch_writes_and_where_it_is(self, backend: Backend) -> None:
         assert Capability.BATCH_WRITES in backend.capabilities
-        assert Capability.REMOTE not in backend.capabilities
+        assert (Capability.REMOTE in backend.capabilities) is self.remote
+
+
+class TestMlflowSqlite(MlflowConformance):
+    @pytest.fixture
+    def location(self, tmp_path: Path) -> str:
+        return f"sqlite:///{tmp_path / 'mlflow.db'}"
 
 
 class TestMlflowSqliteWriterProcess(TestMlflowSqlite):
@@ -43,36 +64,15 @@ class TestMlflowSqliteWriterProcess(TestMlflowSqlite):
     writer_process = "on"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    with mlflow_server(tmp_path_factory.mktemp("mlflow-server")) as running:
-        yield running
-
-
-class TestMlflowServer(BackendConformance):
-    @pytest.fixture
-    def backend(self, server: MlflowServer) -> Iterator[MlflowBackend]:
-        backend = create_backend(server.url)
-        yield backend
-        backend.close()
+class TestMlflowServer(MlflowConformance):
+    remote = True
 
     @pytest.fixture
-    def storage_reader(self, backend: MlflowBackend) -> StorageReader:
-        def read(run_id: str) -> RunReader:
-            return MlflowStorageReader(backend.tracking_uri, run_id)
-
-        return read
-
-    @pytest.fixture
-    def backend_string(self, backend: MlflowBackend) -> str:
-        return f"mlflow:{backend.tracking_uri}"
-
-    def test_declares_remote(self, backend: Backend) -> None:
-        assert Capability.REMOTE in backend.capabilities
+    def location(self, server: MlflowServer) -> str:
+        return server.url
 
 
 class TestMlflowServerWriterProcess(TestMlflowServer):
-    """The whole kit again against the server, with every run's MLflow client in a writer
-    process."""
+    """The whole kit against the server, with every run's MLflow client in a writer process."""
 
     writer_process = "on"

@@ -17,11 +17,13 @@ MLflow keys match ``^[/\\w.\\- :]*$``, are at most 250 characters and must be no
   would break the path rules (leading, trailing or doubled) and the first ``.`` of a ``.`` or
   ``..`` component or of a name starting with ``..``. Outside escapes, ``:`` only appears in the
   separators `` :: `` and ``: ``, so decoding is exact.
-* A key that would be longer than 241 characters (room is kept for the epoch companion key) is
-  shortened to ``<start of the name> :: sha-<16 hex digits>`` and the run keeps the full
-  ``(name, context)`` as JSON in the tag ``track.key.<16 hex digits>``.
-* Each sequence whose points carry an epoch has a companion metric ``<key> :: epoch`` holding the
-  epoch at the same steps.
+* A key that would be longer than 241 characters is shortened to
+  ``<start of the name> :: sha-<16 hex digits>`` and the run keeps the full ``(name, context)`` as
+  JSON in the tag ``track.key.<16 hex digits>`` (241 leaves room for `` :: epoch``, so runs
+  written the old way keep the same keys).
+* Epochs are not in metric keys: they are kept in the artifact ``track/epochs.json`` (see
+  ``track_mlflow._epochs``). Runs written before kept them in a companion metric
+  ``<key> :: epoch``, which is still read, and never names a sequence.
 """
 
 from __future__ import annotations
@@ -161,6 +163,16 @@ def hash_registry_entry(name: str, context: Mapping[str, ContextValue]) -> tuple
     """The run tag ``(key, value)`` that maps a shortened key back to its sequence."""
     value = json.dumps({"name": name, "context": Context.of(context).to_dict()})
     return HASH_TAG_PREFIX + key_hash(name, context), value
+
+
+def plain_key(name: str, context: Mapping[str, ContextValue]) -> str:
+    """The key as a user would write the sequence, without escapes: ``encode_key`` gives the
+    same text unless it had to escape or shorten something."""
+    parts = [name]
+    for key in sorted(context):
+        value = context[key]
+        parts.append(f"{key}{_KV}{value if isinstance(value, str) else _encode_value(value)}")
+    return _SEP.join(parts)
 
 
 def is_epoch_key(key: str) -> bool:

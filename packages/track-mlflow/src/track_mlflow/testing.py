@@ -7,6 +7,9 @@
 
 The server listens on 127.0.0.1 only, on a free port, serves artifacts (``--serve-artifacts``),
 and is stopped by its PID (SIGTERM, which stops its workers too, then SIGKILL after a timeout).
+``mlflow_server(tmp, admin=("admin", "a-password"))`` runs MLflow's basic-auth app
+(``--app-name basic-auth``, which needs ``mlflow[auth]``): every request must then carry a user
+name and password, and the admin user is made with that password.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ class MlflowServer:
     directory: Path
     port: int
     workers: int = 2
+    #: ``(user name, password)`` of the admin of a basic-auth server; None: no authentication.
+    admin: tuple[str, str] | None = attrs.field(default=None, repr=False)
     _process: subprocess.Popen[bytes] | None = None
     _log: object = None
 
@@ -86,6 +91,17 @@ class MlflowServer:
         log = open(self.directory / "server.log", "ab")
         env = dict(os.environ)
         env.pop("MLFLOW_TRACKING_URI", None)
+        if self.admin is not None:
+            command += ["--app-name", "basic-auth"]
+            config = self.directory / "basic_auth.ini"
+            config.write_text(
+                "[mlflow]\ndefault_permission = READ\n"
+                f"database_uri = sqlite:///{self.directory / 'basic_auth.db'}\n"
+                f"admin_username = {self.admin[0]}\nadmin_password = {self.admin[1]}\n"
+                "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+            )
+            env["MLFLOW_AUTH_CONFIG_PATH"] = str(config)
+            env.setdefault("MLFLOW_FLASK_SERVER_SECRET_KEY", "track-mlflow-tests")
         self._log = log
         self._process = subprocess.Popen(
             command,
@@ -142,12 +158,15 @@ class MlflowServer:
 
 
 @contextlib.contextmanager
-def mlflow_server(directory: str | os.PathLike[str], workers: int = 2) -> Iterator[MlflowServer]:
+def mlflow_server(
+    directory: str | os.PathLike[str], workers: int = 2, admin: tuple[str, str] | None = None
+) -> Iterator[MlflowServer]:
     """Run ``mlflow server`` on 127.0.0.1 with its store in ``directory``; yield it running.
 
-    ``server.url`` is its address; ``server.stop()`` / ``server.restart()`` for fault tests.
+    ``server.url`` is its address; ``server.stop()`` / ``server.restart()`` for fault tests;
+    ``admin=(user, password)`` runs the basic-auth app with that admin.
     """
-    server = MlflowServer(Path(directory), free_port(), workers)
+    server = MlflowServer(Path(directory), free_port(), workers, admin)
     server.start()
     try:
         yield server

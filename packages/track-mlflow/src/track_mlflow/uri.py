@@ -18,7 +18,7 @@ _PASSTHROUGH_SCHEMES = _SQL_SCHEMES | {"databricks", "file", "http", "https"}
 class ResolvedLocation:
     #: The tracking URI given to MLflow (credentials of http(s) URIs removed).
     tracking_uri: str
-    #: The same, for messages: never holds a user name, password or token.
+    #: For messages: the location as the user wrote it, without a user name, password or token.
     display: str
     remote: bool
     #: The directory next to a local sqlite database where new experiments keep artifacts.
@@ -36,21 +36,11 @@ class ResolvedLocation:
 
 
 def redact(uri: str) -> str:
-    """``uri`` with its user info and secret-looking query values replaced by ``***``."""
-    try:
-        parts = urllib.parse.urlsplit(uri)
-    except ValueError:
-        return "<unparsable URI>"
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "***@" + netloc.rsplit("@", 1)[1]
-    query = parts.query
-    if query:
-        pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
-        secret = ("token", "password", "secret", "key", "auth")
-        pairs = [(k, "***" if any(s in k.lower() for s in secret) else v) for k, v in pairs]
-        query = urllib.parse.urlencode(pairs, safe="*")
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    """``uri`` as it was written, without its user info and secret-looking option values
+    (``track_core.redaction.redact_text``: one rule for all of track)."""
+    from track_core.redaction import redact_text
+
+    return redact_text(uri)
 
 
 def resolve_location(location: str | None) -> ResolvedLocation:
@@ -60,6 +50,7 @@ def resolve_location(location: str | None) -> ResolvedLocation:
     is that sqlite file; any other plain path is a directory holding ``mlflow.db``.
     """
     location = location or DEFAULT_LOCATION
+    given = location
     scheme = location.split(":", 1)[0].lower() if ":" in location else ""
     if scheme not in _PASSTHROUGH_SCHEMES:
         path = Path(location).expanduser().absolute()
@@ -73,6 +64,7 @@ def resolve_location(location: str | None) -> ResolvedLocation:
         root = Path(db_path).absolute().parent / "mlartifacts" if db_path else None
         if root is not None:
             root.parent.mkdir(parents=True, exist_ok=True)
+        # Messages show the location as the user wrote it (a plain path: the sqlite URI made of it).
         return ResolvedLocation(location, redact(location), False, root)
     if scheme == "file" and os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() not in (
         "1",
@@ -89,5 +81,5 @@ def resolve_location(location: str | None) -> ResolvedLocation:
         password = urllib.parse.unquote(parts.password) if parts.password else None
         netloc = parts.netloc.rsplit("@", 1)[-1]
         clean = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
-        return ResolvedLocation(clean, redact(clean), True, None, username, password)
-    return ResolvedLocation(location, redact(location), scheme == "databricks", None)
+        return ResolvedLocation(clean, redact(given), True, None, username, password)
+    return ResolvedLocation(location, redact(given), scheme == "databricks", None)

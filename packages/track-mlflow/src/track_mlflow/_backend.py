@@ -1,0 +1,302 @@
+"""The MLflow backend: runs stored through ``MlflowClient`` with explicit run ids."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import threading
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from track_core.backend import Capability, RunInfo, RunSpec
+from track_core.context import Context
+from track_core.params import Param
+from track_core.status import Status
+from track_core.values import Distribution, Image, Text, Value, ValueKind
+from track_mlflow._artifacts import MISSING_ARTIFACT_ERRORS, RunArtifacts
+from track_mlflow._compat import HostCreds, ServedArtifacts, latest_metrics, run_context_tags
+from track_mlflow._epochs import EpochWriter
+from track_mlflow._layout import (
+    MAX_TAG_VALUE_LENGTH,
+    MLFLOW_TO_STATUS,
+    PARAMS_ARTIFACT,
+    TAG_ERROR,
+    TAG_ERROR_CUT,
+    TAG_LABELS,
+    TAG_LOGGED_IMAGES,
+    TAG_NOTE,
+    TAG_PARAMS_CHANGED,
+    label_tags,
+)
+from track_mlflow._reader import MlflowRunReader, read_epochs
+from track_mlflow._writer import MlflowRunWriter, is_missing
+from track_mlflow.errors import EscapedKeyWarning
+from track_mlflow.keys import (
+    EPOCH_SUFFIX,
+    HASH_TAG_PREFIX,
+    encode_key,
+    hash_registry_entry,
+    is_epoch_key,
+    plain_key,
+    readable_key,
+)
+from track_mlflow.uri import ResolvedLocation
+
+
+def _experiment_name(client: MlflowClient, experiment_id: str, cache: dict[str, str]) -> str | None:
+    if experiment_id == "0":
+        return None
+    if experiment_id not in cache:
+        cache[experiment_id] = client.get_experiment(experiment_id).name
+    return cache[experiment_id]
+
+
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning point at the first frame outside track's packages
+    (the user's ``run.track(...)``), for a ``warnings.warn`` in the caller of this function."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith("track_"):
+        frame = frame.f_back
+        level += 1
+    return level
+
+
+@attrs.define
+class MlflowBackend:
+    """Runs in an MLflow tracking store (``sqlite:///...`` or an ``http(s)://`` server).
+
+    ``experiment=None`` is MLflow's ``Default`` experiment (id 0), read back as ``None``.
+    """
+
+    _client: MlflowClient
+    _where: ResolvedLocation
+    _artifact_location: str | None = None
+    #: Credentials of this backend's own (from the backend string), never the environment's.
+    _host_creds: HostCreds | None = attrs.field(default=None, repr=False)
+    _experiment_ids: dict[str, str] = attrs.field(factory=dict)
+    _experiment_names: dict[str, str] = attrs.field(factory=dict)
+    _warned_keys: set[str] = attrs.field(factory=set)
+    _warn_lock: threading.Lock = attrs.field(factory=threading.Lock)
+
+    @property
+    def name(self) -> str:
+        return "mlflow"
+
+    @property
+    def location(self) -> str:
+        return self._where.display
+
+    @property
+    def tracking_uri(self) -> str:
+        """The tracking URI MLflow is given (never with credentials)."""
+        return self._where.tracking_uri
+
+    @property
+    def client(self) -> MlflowClient:
+        return self._client
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        capabilities = {
+            Capability.IMAGES,
+            Capability.TEXTS,
+            Capability.DISTRIBUTIONS,
+            Capability.ARTIFACTS,
+            Capability.RESUME,
+            Capability.BATCH_WRITES,
+            Capability.ARCHIVE,
+            Capability.WRITER_PROCESS,
+        }
+        if self._where.remote:
+            capabilities.add(Capability.REMOTE)
+        return frozenset(capabilities)
+
+    def check_sequence(self, name: str, context: Context, kind: ValueKind) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"a sequence name must be a non-empty str, got {name!r}")
+        key = encode_key(name, context)
+        shortened = key != readable_key(name, context)
+        if shortened:
+            _, entry = hash_registry_entry(name, context)
+            if len(entry) > MAX_TAG_VALUE_LENGTH:
+                raise ValueError(
+                    f"sequence {name[:80]!r}... is too long for MLflow: its name and context "
+                    f"take {len(entry)} characters as JSON, at most {MAX_TAG_VALUE_LENGTH} fit"
+                )
+        if key != plain_key(name, context):
+            self._warn_escaped(name, context, key, shortened)
+
+    def _warn_escaped(self, name: str, context: Context, key: str, shortened: bool) -> None:
+        with self._warn_lock:
+            if key in self._warned_keys:
+                return
+            self._warned_keys.add(key)
+        what = f"{name!r}" if not context else f"{name!r} in context {context.to_dict()}"
+        why = (
+            "it is too long for an MLflow key (at most 250 characters): it is shortened, and the "
+            "run's tag " + hash_registry_entry(name, context)[0] + " keeps the name"
+            if shortened
+            else "MLflow keys allow only letters, digits, spaces and _ - . / :, and track escapes "
+            "the rest as :hh (see track_mlflow.keys)"
+        )
+        warnings.warn(
+            EscapedKeyWarning(
+                f"track: sequence {what} is stored in MLflow under the key {key!r}: {why}; "
+                "track reads it back under its name (warned once per sequence)",
+                name,
+                context,
+                key,
+            ),
+            stacklevel=_caller_stacklevel(),
+        )
+
+    def check_value(self, value: Value) -> None:
+        if not isinstance(value, (Image, Text, Distribution)):
+            raise TypeError(f"the mlflow backend cannot store a {type(value).__name__}")
+
+    def _artifacts(self, run_id: str, artifact_uri: str) -> RunArtifacts:
+        served = None
+        if self._host_creds is not None and ServedArtifacts.is_served(artifact_uri):
+            served = ServedArtifacts(artifact_uri, self._where.tracking_uri, self._host_creds)
+        return RunArtifacts(self._client, run_id, served)
+
+    def _experiment_id(self, experiment: str | None) -> str:
+        if experiment is None:
+            return "0"
+        cached = self._experiment_ids.get(experiment)
+        if cached is not None:
+            return cached
+        found = self._client.get_experiment_by_name(experiment)
+        if found is None:
+            location = self._artifact_location
+            if location is None and self._where.local_artifact_root is not None:
+                slug = hashlib.sha256(experiment.encode()).hexdigest()[:12]
+                location = (self._where.local_artifact_root / slug).as_uri()
+            try:
+                experiment_id = self._client.create_experiment(
+                    experiment, artifact_location=location
+                )
+            except MlflowException as error:  # created by another process meanwhile
+                found = self._client.get_experiment_by_name(experiment)
+                if found is None:
+                    raise error from None
+                experiment_id = found.experiment_id
+        else:
+            if found.lifecycle_stage == "deleted":
+                raise ValueError(
+                    f"MLflow experiment {experiment!r} is deleted: restore it "
+                    "(mlflow experiments restore) or use another name"
+                )
+            experiment_id = found.experiment_id
+        self._experiment_ids[experiment] = experiment_id
+        return str(experiment_id)
+
+    def create_run(self, spec: RunSpec) -> MlflowRunWriter:
+        experiment_id = self._experiment_id(spec.experiment)
+        tags = run_context_tags()
+        if spec.description is not None:
+            tags[TAG_NOTE] = spec.description
+        for tag in label_tags(spec.tags):
+            tags[tag.key] = tag.value
+        run = self._client.create_run(experiment_id, tags=tags, run_name=spec.name)
+        return MlflowRunWriter(
+            self._client,
+            run.info.run_id,
+            self._artifacts(run.info.run_id, run.info.artifact_uri),
+            labels=spec.tags,
+            newest_first=self._where.sql_store,
+        )
+
+    def resume_run(self, run_id: str) -> MlflowRunWriter:
+        run = self._get_run(run_id)
+        artifacts = self._artifacts(run_id, run.info.artifact_uri)
+        document: dict[str, Param] = {}
+        try:
+            document = json.loads(artifacts.read(PARAMS_ARTIFACT))["params"]
+        except (*MISSING_ARTIFACT_ERRORS, KeyError, ValueError):
+            pass
+        latest = {m.key: int(m.step) for m in latest_metrics(run)}
+        companion = frozenset(key.removesuffix(EPOCH_SUFFIX) for key in latest if is_epoch_key(key))
+        epochs = EpochWriter.resume(read_epochs(artifacts), latest, companion)
+        for key in (TAG_ERROR, TAG_ERROR_CUT):
+            if key in run.data.tags:
+                self._client.delete_tag(run_id, key)
+        self._client.update_run(run_id, status="RUNNING")
+        labels_text = run.data.tags.get(TAG_LABELS)
+        changed_text = run.data.tags.get(TAG_PARAMS_CHANGED)
+        return MlflowRunWriter(
+            self._client,
+            run_id,
+            artifacts,
+            params=document,
+            logged_params=dict(run.data.params),
+            changed_params=json.loads(changed_text) if changed_text else [],
+            labels=frozenset(json.loads(labels_text)) if labels_text else frozenset(),
+            registered={k for k in run.data.tags if k.startswith(HASH_TAG_PREFIX)},
+            images_tagged=TAG_LOGGED_IMAGES in run.data.tags,
+            epochs=epochs,
+            newest_first=self._where.sql_store,
+        )
+
+    def _get_run(self, run_id: str) -> Any:
+        try:
+            return self._client.get_run(run_id)
+        except MlflowException as error:
+            if is_missing(error) or "not found" in str(error).lower():
+                raise KeyError(f"no MLflow run with id {run_id!r} at {self.location}") from None
+            raise
+
+    def list_runs(self, experiment: str | None = None) -> Sequence[RunInfo]:
+        if experiment is None:
+            experiment_ids = [e.experiment_id for e in self._client.search_experiments()]
+        else:
+            found = self._client.get_experiment_by_name(experiment)
+            if found is None:
+                return []
+            experiment_ids = [found.experiment_id]
+        result: list[RunInfo] = []
+        token: str | None = None
+        while True:
+            page = self._client.search_runs(
+                experiment_ids, max_results=1000, order_by=["start_time ASC"], page_token=token
+            )
+            for run in page:
+                result.append(
+                    RunInfo(
+                        run.info.run_id,
+                        _experiment_name(
+                            self._client, run.info.experiment_id, self._experiment_names
+                        ),
+                        run.info.run_name,
+                        MLFLOW_TO_STATUS.get(run.info.status, Status.RUNNING),
+                        run.info.start_time / 1000.0 if run.info.start_time else None,
+                    )
+                )
+            token = page.token
+            if not token:
+                break
+        return result
+
+    def read_run(self, run_id: str) -> MlflowRunReader:
+        run = self._get_run(run_id)
+        return MlflowRunReader(
+            self._client,
+            run_id,
+            self._artifacts(run_id, run.info.artifact_uri),
+            _experiment_name(self._client, run.info.experiment_id, self._experiment_names),
+            run.info.run_name,
+            dict(run.data.tags),
+            MLFLOW_TO_STATUS.get(run.info.status, Status.RUNNING),
+            dict(run.data.params),
+            frozenset(run.data.metrics),
+        )
+
+    def close(self) -> None:
+        return None
