@@ -31,15 +31,18 @@ from track_core.errors import (
     BackendNotFoundError,
     BackendUnavailableWarning,
     BackPressureWarning,
+    CapabilityError,
     DataNotWrittenWarning,
     NonFiniteValueWarning,
     ReadOnlyRunError,
+    RejectedItemWarning,
     RunClosedError,
     SequenceKindError,
     TrackError,
     TrackWarning,
     WriterProcessError,
 )
+from track_core.fanout import MultiRun
 from track_core.noop import NoOpRun
 from track_core.params import to_params
 from track_core.protocols import Run, Sequence
@@ -57,14 +60,17 @@ __all__ = [
     "BackendNotFoundError",
     "BackendUnavailableWarning",
     "Capability",
+    "CapabilityError",
     "Context",
     "DataNotWrittenWarning",
     "Distribution",
     "Image",
+    "MultiRun",
     "NoOpRun",
     "NonFiniteValueWarning",
     "Point",
     "ReadOnlyRunError",
+    "RejectedItemWarning",
     "Run",
     "RunClosedError",
     "RunInfo",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ from track_core.backend import Backend, Capability, RunSpec, RunWriter
 from track_core.discovery import DISABLED, RUN_OPTIONS, BackendString, get_backend
 from track_core.distributed import is_main_process
 from track_core.errors import TrackWarning
+from track_core.fanout import SEPARATOR, MultiRun, split_backend_strings
 from track_core.names import check_description, check_label, check_tags
 from track_core.noop import NoOpRun
 from track_core.protocols import Run
@@ -27,6 +28,7 @@ from track_core.spool import (
     keep_damaged,
     read_spool,
 )
+from track_core.status import Status
 from track_core.views import RunView
 from track_core.writer import BackgroundWriter, Operation, WriterOptions, apply_items
 
@@ -61,7 +63,7 @@ redact = redact_text
 
 
 def start_run(
-    backend: str | Backend | None = None,
+    backend: str | Backend | Sequence[str | Backend] | None = None,
     *,
     experiment: str | None = None,
     name: str | None = None,
@@ -75,17 +77,31 @@ def start_run(
     """Start a run (or resume ``run_id``) on a backend and return it.
 
     ``backend`` is a backend string (``"aim"``, ``"mlflow:sqlite:///mlflow.db"``, ...), a Backend
-    object, or None for ``$TRACK_BACKEND``. ``enabled=None`` tracks on the main process only
+    object, or None for ``$TRACK_BACKEND``; a list of them (or one string joining them with
+    ``|``) writes the run to each (``track_core.fanout``). ``enabled=None`` tracks on the main process only
     (rank 0); other ranks, ``enabled=False`` and the backend string ``"none"`` get a no-op run.
     Extra keyword arguments go to the backend's factory.
     """
     if enabled is None:
         enabled = is_main_process()
-    spec_text = backend if isinstance(backend, str) else None
     if backend is None:
-        spec_text = discovery.default_backend_string()
-    if not enabled or (spec_text is not None and spec_text.strip().lower() in DISABLED):
+        backend = discovery.default_backend_string()
+    if not enabled or (isinstance(backend, str) and backend.strip().lower() in DISABLED):
         return NoOpRun()
+    if isinstance(backend, str) and SEPARATOR in backend:
+        backend = split_backend_strings(backend)
+    if isinstance(backend, (list, tuple)):
+        return _start_multi(
+            backend,
+            writer,
+            backend_options,
+            experiment=experiment,
+            name=name,
+            description=description,
+            tags=tags,
+            run_id=run_id,
+        )
+    spec_text = backend if isinstance(backend, str) else None
     parsed = BackendString.parse(spec_text) if spec_text is not None else None
     options = _run_options(
         parsed,
@@ -108,9 +124,52 @@ def start_run(
             raise TypeError(
                 f"backend options {sorted(backend_options)} need a backend string, not a Backend object"
             )
-        store = backend
-        origin = f"{backend.name}:{backend.location}"
+        assert not isinstance(backend, (list, tuple))
+        store = backend  # type: ignore[assignment]
+        origin = f"{store.name}:{store.location}"
     return _start(store, origin, options, writer or WriterOptions(), source)
+
+
+def _start_multi(
+    backends: Sequence[str | Backend],
+    writer: WriterOptions | None,
+    backend_options: dict[str, Any],
+    *,
+    run_id: str | None,
+    **options: Any,
+) -> Run:
+    if not backends:
+        raise ValueError("start_run() got an empty list of backends")
+    if len(backends) == 1:
+        return start_run(backends[0], run_id=run_id, writer=writer, enabled=True, **options)
+    if backend_options:
+        raise TypeError(
+            f"backend options {sorted(backend_options)} are ambiguous with several backends: "
+            "put them in each backend string (e.g. 'mlflow:http://h:5000?key=value')"
+        )
+    ids: list[str | None] = [None] * len(backends)
+    if run_id is not None:
+        ids = list(str(run_id).split(SEPARATOR))
+        if len(ids) != len(backends):
+            raise ValueError(
+                f"run_id {run_id!r} names {len(ids)} run(s) for {len(backends)} backends: "
+                "resume with the id of a run started on the same backends, in the same order"
+            )
+    runs: list[TrackedRun] = []
+    try:
+        for backend, one_id in zip(backends, ids, strict=True):
+            run = start_run(backend, run_id=one_id, writer=writer, enabled=True, **options)
+            assert isinstance(run, TrackedRun)
+            runs.append(run)
+    except BaseException:
+        for started in runs:  # nothing half-started is left open
+            started.close(Status.FAILED, "another backend of this run could not start")
+        raise
+    origins = [
+        redact(b.partition("?")[0]) if isinstance(b, str) else f"{b.name}:{b.location}"
+        for b in backends
+    ]
+    return MultiRun(runs, origins)
 
 
 def _writer_source(

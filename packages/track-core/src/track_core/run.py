@@ -171,6 +171,8 @@ class TrackedRun:
         self._by_text_items: dict[
             tuple[str, tuple[tuple[str, ContextValue], ...]], tuple[Context, _SequenceState]
         ] = {}
+        self._also_checked: tuple[Backend, ...] = ()
+        self._refused_by: dict[ValueKind, str] = {}
         capabilities = backend.capabilities
         self._accepts = {
             ValueKind.SCALAR: True,
@@ -284,13 +286,7 @@ class TrackedRun:
             self._writer.put(Operation("set_tags", (self._tags,)))
 
     def set_archived(self, archived: bool = True) -> None:
-        if not isinstance(archived, bool):
-            raise TypeError(f"archived must be True or False, got {archived!r}")
-        if Capability.ARCHIVE not in self._backend.capabilities:
-            raise TypeError(
-                f"the {self._backend.name} backend cannot archive runs (it does not declare "
-                "Capability.ARCHIVE)"
-            )
+        self._require_archive(archived)
         with self._lock:
             self._check_open()
             self._archived = archived
@@ -464,13 +460,25 @@ class TrackedRun:
 
     def _check_sequence(self, name: str, context: Context, kind: ValueKind) -> None:
         if not self._accepts[kind]:
+            refused_by = self._refused_by.get(kind, self._backend.name)
             raise CapabilityError(
-                f"the {self._backend.name} backend cannot store {kind.value} values "
-                f"(sequence {name!r})",
-                backend=self._backend.name,
+                f"the {refused_by} backend cannot store {kind.value} values (sequence {name!r})",
+                backend=refused_by,
                 capability=_CAPABILITY_OF_KIND[kind],
             )
         self._backend.check_sequence(name, context, kind)
+        for other in self._also_checked:
+            other.check_sequence(name, context, kind)
+
+    def validate_for(self, others: Sequence[Backend]) -> None:
+        """Validate every call for these backends too (a run written to several backends at
+        once: a value one of them cannot hold is refused at the call, for all)."""
+        self._also_checked = tuple(others)
+        for other in others:
+            for kind, capability in _CAPABILITY_OF_KIND.items():
+                if capability not in other.capabilities:
+                    self._accepts[kind] = False
+                    self._refused_by[kind] = other.name
 
     def _new_sequence(self, name: str, context: Context, kind: ValueKind) -> _SequenceState:
         check_sequence_name(name)
@@ -481,12 +489,15 @@ class TrackedRun:
 
     def _check_non_scalar(self, value: object, kind: ValueKind) -> None:
         if not self._accepts[kind]:
+            refused_by = self._refused_by.get(kind, self._backend.name)
             raise CapabilityError(
-                f"the {self._backend.name} backend cannot store {kind.value} values",
-                backend=self._backend.name,
+                f"the {refused_by} backend cannot store {kind.value} values",
+                backend=refused_by,
                 capability=_CAPABILITY_OF_KIND[kind],
             )
         self._backend.check_value(value)  # type: ignore[arg-type]
+        for other in self._also_checked:
+            other.check_value(value)  # type: ignore[arg-type]
 
     def _warn_non_finite(
         self, state: _SequenceState, name: str, context: Context, value: float
@@ -540,6 +551,17 @@ class TrackedRun:
                 relative = file.relative_to(root).as_posix()
                 files.append((file, _artifact_name(f"{prefix}/{relative}" if prefix else relative)))
         self._stage_and_queue(files)
+
+    def _require_archive(self, archived: object) -> None:
+        if not isinstance(archived, bool):
+            raise TypeError(f"archived must be True or False, got {archived!r}")
+        if Capability.ARCHIVE not in self._backend.capabilities:
+            raise CapabilityError(
+                f"the {self._backend.name} backend cannot archive runs (it does not declare "
+                "Capability.ARCHIVE)",
+                backend=self._backend.name,
+                capability=Capability.ARCHIVE,
+            )
 
     def _require_artifacts(self) -> None:
         if Capability.ARTIFACTS not in self._backend.capabilities:
