@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 import warnings
 from pathlib import Path
@@ -104,7 +105,10 @@ def test_one_backend_down_slows_and_loses_nothing_elsewhere(spool_dir: Path) -> 
         assert run.runs[0].flush(timeout=30), "the healthy backend waited for the down one"
         assert steps(up, up_id) == list(range(3000))
         assert run.runs[1].pending == 3000
-        assert list(spool_dir.glob("*.spool"))
+        deadline = time.monotonic() + 30
+        while not list(spool_dir.glob("*.spool")) and time.monotonic() < deadline:
+            time.sleep(0.02)  # the down backend's writer spools on its next attempt
+        assert list(spool_dir.glob("*.spool")), "the down backend's values were not spooled"
         down.store.unavailable = False
         run.close()
     assert steps(down, down_id) == list(range(3000))
