@@ -124,3 +124,86 @@ def test_aim_end_to_end(make_cfg: Any, trainer_cls: type, tmp_path: Path) -> Non
         stored = float(ap_values[ap_steps.tolist().index(iteration)])
         assert same_value(stored, value), (iteration, stored, value)
     assert {"config.yaml", "metrics.json", "log.txt"} <= set(run.artifacts)
+
+
+# -- histograms (storage.put_histogram, 1000 bins by default) -----------------------------------
+
+
+class PutHistograms(HookBase):  # type: ignore[misc]
+    """Puts the first layer's weights as a histogram every step (Detectron2's default 1000 bins),
+    keeping each tensor to compare with what the backend stored."""
+
+    def __init__(self) -> None:
+        self.tensors: dict[int, torch.Tensor] = {}
+
+    def after_step(self) -> None:
+        weights = self.trainer.model.body[0].weight.detach().flatten().clone()
+        self.tensors[self.trainer.iter] = weights
+        self.trainer.storage.put_histogram("weights/body0", weights)
+
+
+def _train_with_histograms(backend: str, output_dir: Path) -> PutHistograms:
+    import d2_helpers
+    from detectron2.engine import SimpleTrainer
+
+    torch.manual_seed(0)
+    model = d2_helpers.SmallModel()
+    trainer = SimpleTrainer(
+        model, d2_helpers.synthetic_batches(), torch.optim.SGD(model.parameters(), lr=0.05)
+    )
+    put = PutHistograms()
+    trainer.register_hooks(
+        [put, TrackHook(backend=backend, output_dir=str(output_dir), run_name="hist")]
+    )
+    trainer.train(0, 4)
+    return put
+
+
+def test_histograms_reach_aim(tmp_path: Path) -> None:
+    pytest.importorskip("track_aim")
+    aim = pytest.importorskip("aim")
+    from aim.storage.context import Context as AimContext
+
+    put = _train_with_histograms(f"aim:{tmp_path / 'aim'}", tmp_path)
+    (run,) = list(aim.Repo(str(tmp_path / "aim")).iter_runs())
+    sequence = run.get_distribution_sequence("weights/body0", AimContext({"subset": "train"}))
+    assert sequence is not None, "no histogram reached Aim"
+    steps, (values, _epochs, _stamps) = sequence.data.numpy()
+    assert steps.tolist() == [0, 1, 2, 3]
+    for step, stored in zip(steps.tolist(), values, strict=True):
+        tensor = put.tensors[step]
+        full = torch.histc(tensor, bins=1000).tolist()
+        counts, edges = stored.to_np_histogram()
+        # Aim holds 512 bins at most: every two adjacent bins merged, counts exact
+        assert counts.tolist() == [full[i] + full[i + 1] for i in range(0, 1000, 2)]
+        assert float(edges[0]) == pytest.approx(float(tensor.min()), rel=1e-12)
+        assert float(edges[-1]) == pytest.approx(float(tensor.max()), rel=1e-12)
+        assert len(edges) == 501
+
+
+def test_histograms_reach_mlflow(tmp_path: Path) -> None:
+    pytest.importorskip("track_mlflow")
+    mlflow = pytest.importorskip("mlflow")
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    put = _train_with_histograms(f"mlflow:{uri}", tmp_path)
+
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("Default").experiment_id])
+    folders = [
+        info.path
+        for info in client.list_artifacts(run.info.run_id, "track/distribution")
+        if info.is_dir
+    ]
+    assert len(folders) == 1 and folders[0].endswith("weights~body0 :: subset: train")
+    records = []
+    for info in client.list_artifacts(run.info.run_id, folders[0]):
+        local = client.download_artifacts(run.info.run_id, info.path, str(tmp_path / "dl"))
+        records.append(json.loads(Path(local).read_text()))
+    records.sort(key=lambda record: record["step"])
+    assert [record["step"] for record in records] == [0, 1, 2, 3]
+    for record in records:
+        tensor = put.tensors[record["step"]]
+        # MLflow keeps any bins: all 1000, with exact equal-width edges
+        assert record["counts"] == torch.histc(tensor, bins=1000).tolist()
+        low, high = float(tensor.min()), float(tensor.max())
+        assert record["bin_edges"] == [low + (high - low) * i / 1000 for i in range(1000)] + [high]
