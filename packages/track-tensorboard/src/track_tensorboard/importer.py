@@ -25,6 +25,8 @@ from track_tensorboard import convert
 from track_tensorboard.names import Namer, NamesOption
 
 PARAM_KEY = "tensorboard"
+#: Most seconds an import waits for its backend to store one run's values.
+WAIT_SECONDS = 600.0
 IMPORT_TAG = "tensorboard-import"
 TEXT_SUFFIX = "/text_summary"  # what torch's and tensorboardX's add_text append to the tag
 #: Plugins whose data track holds; others (audio, pr_curves, mesh, ...) are counted as skipped.
@@ -369,6 +371,8 @@ def _import_one(
         name=None if stored is not None else name,
         tags=None if stored is not None else [IMPORT_TAG],
         run_id=None if stored is None else stored.id,
+        # an import waits for its backend: values are not left in a spool after 15 s
+        writer=track.WriterOptions(close_timeout=WAIT_SECONDS),
     )
     written = 0
     problems: list[str] = []
@@ -394,6 +398,18 @@ def _import_one(
             except (TypeError, ValueError) as error:
                 if len(problems) < 5:
                     problems.append(f"{item.name} step {item.step}: {error}")
+        if not run.flush(timeout=WAIT_SECONDS):
+            # no "tensorboard" param: a later import of this directory starts over
+            run.close(track.Status.FAILED, "the backend did not take every value")
+            return RunImport(
+                source,
+                name,
+                run.id,
+                "failed",
+                values=written,
+                error=f"the backend did not take every value within {WAIT_SECONDS:.0f} s; what "
+                "is left is in track's spool (python -m track_core replay)",
+            )
         run[PARAM_KEY] = {"source": source, "sha256": digest, "files": len(data.files)}
     except BaseException as error:
         run.close(track.Status.FAILED, error)
