@@ -10,9 +10,17 @@ from typing import Any
 
 from track_core import discovery
 from track_core.backend import Backend, Capability, RunSpec, RunWriter
+from track_core.deferred import (
+    DeferredRunWriter,
+    created_id,
+    marker_of,
+    new_own_id,
+    spec_from_meta,
+    spec_to_meta,
+)
 from track_core.discovery import DISABLED, RUN_OPTIONS, BackendString, get_backend
 from track_core.distributed import is_main_process
-from track_core.errors import TrackWarning
+from track_core.errors import BackendUnavailableWarning, TrackWarning
 from track_core.fanout import SEPARATOR, MultiRun, split_backend_strings
 from track_core.names import check_description, check_label, check_tags
 from track_core.noop import NoOpRun
@@ -30,7 +38,13 @@ from track_core.spool import (
 )
 from track_core.status import Status
 from track_core.views import RunView
-from track_core.writer import BackgroundWriter, Operation, WriterOptions, apply_items
+from track_core.writer import (
+    BackgroundWriter,
+    Operation,
+    WriterOptions,
+    apply_items,
+    is_transient,
+)
 
 #: Items per write_points call: large for backends that batch, small for the others.
 BATCH_SIZE = {True: 1000, False: 100}
@@ -233,19 +247,25 @@ def _start(
         description = description if description is not None else stored.description
         tag_set = stored.tags | tag_set
         archived = Capability.ARCHIVE in backend.capabilities and stored.archived
-    else:
+    meta: dict[str, Any] = {}
+    if run_id is None:
         spec = RunSpec(experiment, name, description, tag_set)
-        if in_process is not None:
-            target = ProcessRunWriter(*in_process, spec)
-        else:
-            target = backend.create_run(spec)
+        try:
+            if in_process is not None:
+                target = ProcessRunWriter(*in_process, spec)
+            else:
+                target = backend.create_run(spec)
+        except Exception as error:
+            if not (writer_options.start_offline and is_transient(error)):
+                raise
+            target = _start_offline(backend, spec, error)
+            meta = {"create": spec_to_meta(spec)}
         params = {}
         archived = False
-    spool = Spool(
-        # one file per process: a run resumed by two processes never shares a spool
-        default_spool_dir() / f"{backend.name}-{target.id}-{os.getpid()}{SPOOL_SUFFIX}",
-        SpoolHeader(origin, target.id),
-    )
+    spool_path = _spool_path(backend, target.id)
+    if isinstance(target, DeferredRunWriter):
+        target.marker = marker_of(spool_path)
+    spool = Spool(spool_path, SpoolHeader(origin, target.id, meta=meta))
     batch_size = BATCH_SIZE[Capability.BATCH_WRITES in backend.capabilities]
     describe = f"the {backend.name} backend at {backend.location}"
     background = BackgroundWriter(target, spool, writer_options, batch_size, describe)
@@ -271,6 +291,28 @@ def _start(
     return run
 
 
+def _spool_path(backend: Backend, run_id: str) -> Path:
+    # one file per process: a run resumed by two processes never shares a spool
+    return default_spool_dir() / f"{backend.name}-{run_id}-{os.getpid()}{SPOOL_SUFFIX}"
+
+
+def _start_offline(backend: Backend, spec: RunSpec, error: BaseException) -> DeferredRunWriter:
+    """A run whose backend is unreachable now: it gets track's own id and is created on the
+    backend by its first write that goes through (``track_core.deferred``)."""
+    own_id = new_own_id()
+    warnings.warn(
+        BackendUnavailableWarning(
+            f"track: the {backend.name} backend at {backend.location} cannot be reached "
+            f"({error}); the run starts anyway as {own_id}: everything is kept in the spool "
+            "and the run is created there, in order, as soon as it is back (its own id is "
+            "then run.backend_id). To fail instead, pass "
+            "writer=WriterOptions(start_offline=False) or set TRACK_START_OFFLINE=0."
+        ),
+        stacklevel=4,
+    )
+    return DeferredRunWriter(lambda: backend.create_run(spec), own_id)
+
+
 def open_run(run_id: str, backend: str | Backend | None = None, **backend_options: Any) -> RunView:
     """Open a stored run for reading."""
     store = (
@@ -294,7 +336,7 @@ def replay(path: str | os.PathLike[str], backend: str | Backend | None = None) -
     spool_path = Path(path)
     header, frames = read_spool(spool_path)
     store = backend if isinstance(backend, Backend) else get_backend(backend or header.backend)
-    target = store.resume_run(header.run_id)
+    target = _replay_target(store, header, spool_path)
     written = 0
     for frame in frames:
         apply_items(target, frame)
@@ -305,7 +347,23 @@ def replay(path: str | os.PathLike[str], backend: str | Backend | None = None) -
         warnings.warn(frames.damage.warning(kept, written), stacklevel=2)
     else:
         spool_path.unlink()
+    marker_of(spool_path).unlink(missing_ok=True)
     return written
+
+
+def _replay_target(store: Backend, header: SpoolHeader, spool_path: Path) -> RunWriter:
+    """The run a spool file's items go to: the one it names, or, for a run that started while
+    its backend was unreachable, the run created for it (once, whatever the replays)."""
+    create = header.meta.get("create")
+    if create is None:
+        return store.resume_run(header.run_id)
+    existing = created_id(spool_path)
+    if existing is not None:
+        return store.resume_run(existing)
+    spec = spec_from_meta(create)
+    deferred = DeferredRunWriter(lambda: store.create_run(spec), header.run_id)
+    deferred.marker = marker_of(spool_path)
+    return deferred
 
 
 def pending_spools(

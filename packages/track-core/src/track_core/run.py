@@ -20,6 +20,7 @@ from types import TracebackType
 from track_core import lifecycle
 from track_core.backend import Backend, Capability, SequenceInfo
 from track_core.context import EMPTY_CONTEXT, Context, ContextLike, ContextValue
+from track_core.deferred import DeferredRunWriter, marker_of
 from track_core.errors import (
     CapabilityError,
     NonFiniteValueWarning,
@@ -210,6 +211,16 @@ class TrackedRun:
     @property
     def archived(self) -> bool:
         return self._archived
+
+    @property
+    def backend_id(self) -> str | None:
+        """The backend's own id of the run: ``id``, except for a run started while its backend
+        was unreachable (``id`` is then track's own), whose backend id is None until the
+        backend is back and the run was created there."""
+        target = self._writer.target
+        if isinstance(target, DeferredRunWriter):
+            return target.backend_id
+        return self._id
 
     @property
     def writer_pid(self) -> int:
@@ -613,8 +624,9 @@ class TrackedRun:
             self._status = status
         lifecycle.unregister(self)
         stored = self._writer.close(Operation("close", (status, describe_error(error))), timeout)
-        if stored:  # otherwise the spool still names the copies
+        if stored:  # otherwise the spool still names the copies (and the created run)
             shutil.rmtree(self._staging, ignore_errors=True)
+            marker_of(self._writer.spool_path).unlink(missing_ok=True)
 
     def __enter__(self) -> TrackedRun:
         return self

@@ -84,6 +84,15 @@ class WriterOptions:
     #: First and longest wait between retries of a failing backend.
     retry_initial: float = 0.25
     retry_max: float = 5.0
+    #: A run whose backend cannot be reached at ``start_run`` starts anyway, with an id of
+    #: track's own, and is created on the backend when it is back (``track_core.deferred``).
+    #: False: ``start_run`` raises instead. ``$TRACK_START_OFFLINE`` (``0`` to fail fast).
+    start_offline: bool = attrs.field(
+        factory=lambda: (
+            os.environ.get("TRACK_START_OFFLINE", "1").strip().lower()
+            not in ("0", "false", "off", "no")
+        )
+    )
     #: For tests and debugging: ``flush()`` and ``close()`` raise the first backend error (with
     #: its own traceback) at once instead of waiting while the writer retries. The conformance
     #: kit runs with it, so a backend's bug fails a test where it happened.
@@ -552,7 +561,7 @@ class BackgroundWriter:
         if type(item) is tuple and sequences is not None:
             whole = tuple(_make_point(item, sequences))
         if self._dead_letter is None:
-            header = self._spool.header
+            header = attrs.evolve(self._spool.header, kind="dead-letter")
             self._dead_letter = Spool(
                 self._spool.path.with_name(self._spool.path.stem + DEAD_LETTER_SUFFIX), header
             )
