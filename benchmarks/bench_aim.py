@@ -11,6 +11,11 @@ For each target it tracks the same values (a loss in two contexts, as a training
 
 and prints µs per value end to end (open + track + flush/close) and the ratio track/raw, then
 the caller-thread cost of one ``track()`` call (median and p99), i.e. what a training loop waits.
+
+Then reading one run back (the run track wrote, one sequence of count/2 values): raw Aim
+(``Repo.get_run(id).get_metric(...).data.numpy()`` on one open Repo) against track
+(``track_core.open_run(id, ...).sequence(...).points()``, which opens the run's storage afresh
+for each read and releases it), and reading one property (``view.status``).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import aim
+from aim.storage.context import Context as AimContext
 
 import track_core
 from track_aim.testing import aim_server
@@ -94,27 +100,75 @@ def measure(label: str, raw_repo: str, track_backend: str, count: int, repeats: 
     ]
 
 
+def _timed(repeats: int, job: Callable[[], object]) -> float:
+    times = []
+    for _ in range(repeats):
+        gc.collect()
+        start = time.perf_counter()
+        job()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def measure_reads(label: str, backend: str, repo: str, count: int, repeats: int) -> list[str]:
+    data = values(count)
+    with track_core.start_run(backend) as run:
+        for value, subset in data:
+            run.track(value, "loss", context={"subset": subset})
+    aim_repo = aim.Repo(repo) if repo.startswith("aim://") else aim.Repo.from_path(repo)
+
+    def raw_read() -> int:
+        stored = aim_repo.get_run(run.id)
+        metric = stored.get_metric("loss", AimContext({"subset": "train"}))
+        steps, _ = metric.data.numpy()
+        return len(steps)
+
+    def track_read() -> int:
+        view = track_core.open_run(run.id, backend)
+        return len(view.sequence("loss", {"subset": "train"}).points())
+
+    def track_status() -> object:
+        return track_core.open_run(run.id, backend).status
+
+    if raw_read() != track_read():
+        raise RuntimeError("raw Aim and track read different points")
+    raw = _timed(repeats, raw_read)
+    tracked = _timed(repeats, track_read)
+    status = _timed(repeats, track_status)
+    return [
+        f"{label:<8} {count // 2:>7} {raw * 1e3:>12.1f} {tracked * 1e3:>14.1f}"
+        f" {tracked / raw:>7.2f} {status * 1e3:>14.1f}"
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--count", type=int, default=20_000, help="values per target")
     parser.add_argument("-r", "--repeats", type=int, default=3, help="best of N (end to end)")
     parser.add_argument("--remote", action="store_true", help="also measure through aim server")
     parser.add_argument("--remote-count", type=int, default=2_000)
+    parser.add_argument("--read-repeats", type=int, default=5, help="reads timed (median)")
     args = parser.parse_args()
 
     header = (
         f"{'target':<8} {'values':>7} {'raw µs/val':>12} {'track µs/val':>14} {'ratio':>7}"
         f" {'track() med µs':>14} {'p99 µs':>11}"
     )
-    rows = []
+    rows, reads = [], []
     with tempfile.TemporaryDirectory(prefix="bench-aim-") as directory:
         raw_repo, track_repo = Path(directory, "raw"), Path(directory, "track")
         raw_repo.mkdir()
         aim.Repo.from_path(str(raw_repo), init=True)
         rows += measure("local", str(raw_repo), f"aim:{track_repo}", args.count, args.repeats)
+        reads += measure_reads(
+            "local", f"aim:{track_repo}", str(track_repo), args.count, args.read_repeats
+        )
         if args.remote:
             with aim_server(Path(directory, "server")) as server:
                 rows += measure("remote", server.url, server.url, args.remote_count, args.repeats)
+                reads += measure_reads(
+                    "remote", server.url, server.url, args.remote_count, args.read_repeats
+                )
     print(header)
     print("-" * len(header))
     for row in rows:
@@ -123,6 +177,15 @@ def main() -> None:
         "\nend to end = open + track all + close (everything stored); ratio = track / raw; "
         "track() = caller-thread cost of one call"
     )
+    read_header = (
+        f"\n{'target':<8} {'points':>7} {'raw read ms':>12} {'track read ms':>14} {'ratio':>7}"
+        f" {'status ms':>14}"
+    )
+    print(read_header)
+    print("-" * (len(read_header) - 1))
+    for row in reads:
+        print(row)
+    print("read = one sequence back (median of the repeats); status = open_run + view.status")
 
 
 if __name__ == "__main__":
