@@ -29,10 +29,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import track_core as track
 import track_tensorboard
 from track_tensorboard import SummaryWriter, import_logdir
 
 TAGS = ("train/loss", "val/loss", "train/accuracy", "lr")
+WAIT = track.WriterOptions(close_timeout=3600.0)
 
 
 def per_call(add: Callable[[str, float, int], Any], calls: int) -> float:
@@ -63,7 +65,10 @@ def bench_add_scalar(folder: Path, calls: int, rounds: int) -> list[tuple[str, l
         torch_writer.close()
         for label, backend in backends.items():
             writer = SummaryWriter(
-                folder / f"{label}-{round_number}", backend=backend, experiment="bench-calls"
+                folder / f"{label}-{round_number}",
+                backend=backend,
+                experiment="bench-calls",
+                writer_options=WAIT,  # close() waits until every value is stored (untimed)
             )
             results.setdefault(f"track ({label})", []).append(per_call(writer.add_scalar, calls))
             writer.close()

@@ -193,6 +193,8 @@ def test_lightning_tensorboard_logger_unchanged(tmp_path: Path) -> None:
     assert [s for s, _ in store.scalar_rows(run_id, "loss_step", {"subset": "train"})] == list(
         range(12)
     )
+    # save_hyperparameters(): Lightning writes them with FileWriter.add_summary, captured too
+    assert store.read(run_id).params["hparams"] == {"lr": 0.1}
 
 
 def _import(logs: Path, store: Store, experiment: str) -> subprocess.CompletedProcess[str]:

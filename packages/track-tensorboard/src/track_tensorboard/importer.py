@@ -142,23 +142,30 @@ def _accumulator(folder: Path) -> Any:
     return accumulator
 
 
-def _hparams(accumulator: Any) -> dict[str, Any]:
+def hparams_of(content: bytes) -> dict[str, Any] | None:
+    """The hparams of an hparams plugin's session-start content (None for other contents)."""
     from tensorboard.plugins.hparams import metadata
 
+    try:
+        info = metadata.parse_session_start_info_plugin_data(content)
+    except Exception:  # session end info, experiment info
+        return None
+    params: dict[str, Any] = {}
+    for key, value in info.hparams.items():
+        kind = value.WhichOneof("kind")
+        if kind is not None:
+            params[key] = getattr(value, kind)
+    return params
+
+
+def _hparams(accumulator: Any) -> dict[str, Any]:
     params: dict[str, Any] = {}
     try:
-        contents = accumulator.PluginTagToContent(metadata.PLUGIN_NAME)
+        contents = accumulator.PluginTagToContent("hparams")
     except KeyError:
         return params
     for content in contents.values():
-        try:
-            info = metadata.parse_session_start_info_plugin_data(content)
-        except Exception:  # session end info, experiment info
-            continue
-        for key, value in info.hparams.items():
-            kind = value.WhichOneof("kind")
-            if kind is not None:
-                params[key] = getattr(value, kind)
+        params.update(hparams_of(content) or {})
     return params
 
 

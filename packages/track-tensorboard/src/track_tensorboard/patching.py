@@ -28,6 +28,7 @@ from track_tensorboard.writer import (
     UNSUPPORTED,
     Recorder,
     log_dir_subset,
+    record_hparams,
     warn_unsupported,
 )
 
@@ -35,6 +36,12 @@ from track_tensorboard.writer import (
 WRITER_CLASSES = (
     ("torch.utils.tensorboard.writer", "SummaryWriter"),
     ("tensorboardX.writer", "SummaryWriter"),
+)
+#: Their event-file writers: ``add_summary`` of an hparams summary (Lightning's
+#: ``log_hyperparams`` writes one there, not through ``add_hparams``) records the hparams.
+FILE_WRITER_CLASSES = (
+    ("torch.utils.tensorboard.writer", "FileWriter"),
+    ("tensorboardX.writer", "FileWriter"),
 )
 RECORDED = (
     "add_scalar",
@@ -150,6 +157,11 @@ class Patch:
             run = track.start_run(self._backend, **options)
             self._owned.append(run)
         else:
+            run = self._shared_run(log_dir)
+        return Recorder(run, Namer(self._names, log_dir_subset(log_dir)))
+
+    def _shared_run(self, log_dir: str | None) -> track.Run:
+        with _lock:
             if self._shared is None:
                 current = track.current_run()
                 if current is not None:
@@ -161,8 +173,43 @@ class Patch:
                         name = Path(log_dir).name or None
                     self._shared = track.start_run(self._backend, name=name, **options)
                     self._owned.append(self._shared)
-            run = self._shared
-        return Recorder(run, Namer(self._names, log_dir_subset(log_dir)))
+            return self._shared
+
+    def summary_written(self, file_writer: Any, summary: Any) -> None:
+        """An ``add_summary`` made outside ``add_*`` (Lightning's hparams): its hparams."""
+        try:
+            for value in getattr(summary, "value", ()):
+                metadata = value.metadata.plugin_data
+                if metadata.plugin_name != "hparams":
+                    continue
+                from track_tensorboard.importer import hparams_of
+
+                params = hparams_of(metadata.content)
+                if not params:
+                    continue
+                log_dir = file_writer.get_logdir()
+                if self._per_writer:
+                    runs = [
+                        recorder.run
+                        for writer, recorder in list(self._recorders.items())
+                        if recorder is not None and writer_log_dir(writer) == log_dir
+                    ]
+                    if not runs:
+                        continue
+                    run = runs[0]
+                else:
+                    run = self._shared_run(log_dir)
+                record_hparams(run, params)
+        except Exception as error:
+            key = ("add_summary", type(error).__name__, str(error)[:80])
+            if key not in self._warned:
+                self._warned.add(key)
+                warnings.warn(
+                    f"track-tensorboard: hparams written by add_summary were not tracked: "
+                    f"{type(error).__name__}: {error}",
+                    CaptureWarning,
+                    stacklevel=4,
+                )
 
     def forward(self, writer: Any, method: str, call: Callable[[Recorder], None]) -> None:
         """Record one call; a failure is a warning, never an exception."""
@@ -202,7 +249,13 @@ class Patch:
             warn_unsupported(method, True)
 
     # -- installing ------------------------------------------------------------------------
-    def install(self, classes: Iterable[type]) -> None:
+    def install(self, classes: Iterable[type], file_writers: Iterable[type] = ()) -> None:
+        for cls in file_writers:
+            method = "add_summary"
+            original = cls.__dict__.get(method)
+            if original is not None:
+                self._originals.append((cls, method, original))
+                setattr(cls, method, _wrap_add_summary(original))
         for cls in classes:
             self.classes.append(cls)
             for method in (*RECORDED, "close", *UNSUPPORTED):
@@ -292,6 +345,18 @@ def _wrap(method: str, original: Any) -> Any:
     return recorded
 
 
+def _wrap_add_summary(original: Any) -> Any:
+    @functools.wraps(original)
+    def add_summary(self: Any, summary: Any, *args: Any, **kwargs: Any) -> Any:
+        result = _call(original, self, (summary, *args), kwargs)
+        state = _active
+        if state is not None and _depth() == 0:
+            state.summary_written(self, summary)
+        return result
+
+    return add_summary
+
+
 def _call(original: Any, writer: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """The writer's own method; calls it makes to other patched methods are not recorded."""
     _local.depth = _depth() + 1
@@ -315,9 +380,9 @@ def _named(
     return named
 
 
-def _writer_classes() -> list[type]:
+def _writer_classes(which: tuple[tuple[str, str], ...] = WRITER_CLASSES) -> list[type]:
     found = []
-    for module_name, class_name in WRITER_CLASSES:
+    for module_name, class_name in which:
         root = module_name.split(".")[0]
         if root not in __import__("sys").modules and importlib.util.find_spec(root) is None:
             continue
@@ -372,7 +437,7 @@ def patch(
                 '(pip install "track-tensorboard[torch]") or tensorboardX'
             )
         state = Patch(run_or_backend, options, names, per_writer)
-        state.install(classes)
+        state.install(classes, _writer_classes(FILE_WRITER_CLASSES))
         _active = state
     return state
 

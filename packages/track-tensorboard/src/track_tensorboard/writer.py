@@ -283,7 +283,7 @@ class SummaryWriter(Recorder):
     (``track_core.current_run()``, e.g. from ``start_logging``), or else one started from
     ``$TRACK_BACKEND``. ``tee=True`` also writes the event files to ``log_dir`` through torch's
     writer (or tensorboardX's), so TensorBoard keeps working. ``names`` is the tag rule (see
-    ``track_tensorboard.names``).
+    ``track_tensorboard.names``); ``writer_options`` the run's ``track_core.WriterOptions``.
     """
 
     def __init__(
@@ -303,6 +303,7 @@ class SummaryWriter(Recorder):
         description: str | None = None,
         names: NamesOption = True,
         tee: bool = False,
+        writer_options: track.WriterOptions | None = None,
     ) -> None:
         self.log_dir = os.fspath(log_dir) if log_dir is not None else default_log_dir(comment)
         self._owns_run = False
@@ -316,11 +317,13 @@ class SummaryWriter(Recorder):
             if found is not None:
                 chosen = found
             else:
-                chosen = track.start_run(name=Path(self.log_dir).name or None)
+                chosen = track.start_run(
+                    name=Path(self.log_dir).name or None, writer=writer_options
+                )
                 self._owns_run = True
         else:
             name = run_name if run_name is not None else (Path(self.log_dir).name or None)
-            chosen = track.start_run(backend, name=name, **options)
+            chosen = track.start_run(backend, name=name, writer=writer_options, **options)
             self._owns_run = True
         super().__init__(chosen, Namer(names, log_dir_subset(self.log_dir)))
         self._warned: set[str] = set()
