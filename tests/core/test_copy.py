@@ -146,6 +146,13 @@ def test_points_are_written_in_batches_of_1000(tmp_path: Path) -> None:
             run.track(float(step), "loss", step=step)
     result = copy_run(run.id, a, b)
     assert b.store.runs[result.dest_id].write_calls == 3  # 1000 + 1000 + 500
+    with track.start_run(a, enabled=True) as many:
+        for index in range(30):
+            for step in range(10):
+                many.track(float(step), f"short{index}", step=step)
+    result = copy_run(many.id, a, b)
+    assert result.points == 300
+    assert b.store.runs[result.dest_id].write_calls == 1  # short sequences share a batch
 
 
 def test_run_differences_sees_a_changed_point(tmp_path: Path) -> None:

@@ -305,6 +305,29 @@ class _CopyIndex:
 # -- copying ------------------------------------------------------------------------------------
 
 
+class _Batch:
+    """Points waiting for one ``write_points`` call (``batch_size`` of them at most)."""
+
+    def __init__(self, writer: RunWriter, copier: _RunCopier) -> None:
+        self._writer = writer
+        self._copier = copier
+        self._points: list[TrackedPoint] = []
+        self.written = 0
+
+    def add(self, point: TrackedPoint) -> None:
+        self._points.append(point)
+        if len(self._points) >= self._copier.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._points:
+            return
+        chunk, self._points = self._points, []
+        self._copier.write(lambda: self._writer.write_points(chunk))
+        self.written += len(chunk)
+        self._copier.progress.points(len(chunk))
+
+
 @attrs.define
 class _RunCopier:
     source: Backend
@@ -378,7 +401,7 @@ class _RunCopier:
         params = dict(reader.params)
         if params:
             self.write(lambda: writer.set_params(params))
-        written = 0
+        batch = _Batch(writer, self)
         for number, info in enumerate(sequences, 1):
             self.progress.sequence(number)
             context = Context.of(info.context)
@@ -395,7 +418,8 @@ class _RunCopier:
                 # order): one batch before it is written again.
                 start = next((i for i, p in enumerate(points) if p.step > last), len(points))
                 start = max(0, start - self.batch_size)
-            written += self._write_sequence(writer, info, context, points[start:], not_copied)
+            self._write_sequence(batch, info, context, points[start:], not_copied)
+        batch.flush()
         artifacts = self._artifacts(reader, writer, present, not_copied)
         if reader.archived or action is CopyAction.UPDATED:
             if Capability.ARCHIVE in self.dest.capabilities:
@@ -408,31 +432,27 @@ class _RunCopier:
         self.write(lambda: writer.set_tags(tags))
         self.write(lambda: writer.close(reader.status, reader.error))
         return CopyResult(
-            reader.id, writer.id, action, written, len(sequences), artifacts, tuple(not_copied)
+            reader.id,
+            writer.id,
+            action,
+            batch.written,
+            len(sequences),
+            artifacts,
+            tuple(not_copied),
         )
 
     def _write_sequence(
         self,
-        writer: RunWriter,
+        batch: _Batch,
         info: SequenceInfo,
         context: Context,
         points: Sequence[Point],
         not_copied: list[NotCopied],
-    ) -> int:
+    ) -> None:
+        """Add a sequence's points to ``batch`` (written whenever it is full): a batch holds
+        the points of several short sequences, so that there are few, full write calls."""
         name, kind = info.name, info.kind
         rejected: list[str] = []
-        batch: list[TrackedPoint] = []
-        written = 0
-
-        def flush() -> None:
-            nonlocal written
-            if batch:
-                chunk = list(batch)
-                self.write(lambda: writer.write_points(chunk))
-                written += len(chunk)
-                self.progress.points(len(chunk))
-                batch.clear()
-
         for point in points:
             if kind is not ValueKind.SCALAR:
                 try:
@@ -440,17 +460,13 @@ class _RunCopier:
                 except (ValueError, TypeError) as error:
                     rejected.append(str(error))
                     continue
-            batch.append(
+            batch.add(
                 TrackedPoint(
                     name, context, kind, point.step, point.epoch, point.timestamp, point.value
                 )
             )
-            if len(batch) >= self.batch_size:
-                flush()
-        flush()
         if rejected:
             not_copied.append(NotCopied(_describe(name, context), rejected[0], len(rejected)))
-        return written
 
     def _artifacts(
         self, reader: RunReader, writer: RunWriter, present: set[str], not_copied: list[NotCopied]
