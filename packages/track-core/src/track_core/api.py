@@ -86,9 +86,15 @@ def start_run(
     run_id: str | None = None,
     enabled: bool | None = None,
     writer: WriterOptions | None = None,
+    system_metrics: bool | float | None = None,
     **backend_options: Any,
 ) -> Run:
     """Start a run (or resume ``run_id``) on a backend and return it.
+
+    ``system_metrics``: True samples CPU, memory, disk, network and GPUs into the run every
+    ``track_core.system_metrics.DEFAULT_INTERVAL`` seconds, a number every that many seconds,
+    from a thread of its own (None: the backend string's ``system_metrics=`` option, else
+    ``$TRACK_SYSTEM_METRICS``; off by default).
 
     ``backend`` is a backend string (``"aim"``, ``"mlflow:sqlite:///mlflow.db"``, ...), a Backend
     object, or None for ``$TRACK_BACKEND``; a list of them (or one string joining them with
@@ -109,6 +115,7 @@ def start_run(
             backend,
             writer,
             backend_options,
+            system_metrics=system_metrics,
             experiment=experiment,
             name=name,
             description=description,
@@ -125,6 +132,7 @@ def start_run(
             "description": description,
             "tags": tags,
             "run_id": run_id,
+            "system_metrics": system_metrics,
         },
     )
     source: tuple[str, dict[str, Any]] | None = None
@@ -141,7 +149,43 @@ def start_run(
         assert not isinstance(backend, (list, tuple))
         store = backend  # type: ignore[assignment]
         origin = f"{store.name}:{store.location}"
-    return _start(store, origin, options, writer or WriterOptions(), source)
+    interval = _system_metrics_interval(options.get("system_metrics"))  # checked first
+    run = _start(store, origin, options, writer or WriterOptions(), source)
+    if interval is not None:
+        from track_core.system_metrics import start_sampler  # psutil, NVML: only when asked
+
+        run.system_metrics = start_sampler(run, interval)
+    return run
+
+
+def _system_metrics_interval(setting: object) -> float | None:
+    """Seconds between samples, or None for off, from an argument, an option or the
+    environment: true/on/yes/1 (the default interval), a number of seconds, false/off/no/0."""
+    if setting is None:
+        setting = os.environ.get("TRACK_SYSTEM_METRICS", "")
+    if isinstance(setting, bool):
+        enabled, seconds = setting, None
+    elif isinstance(setting, (int, float)):
+        enabled, seconds = setting > 0, float(setting)
+    else:
+        text = str(setting).strip().lower()
+        if text in ("", "0", "false", "off", "no"):
+            return None
+        if text in ("1", "true", "on", "yes"):
+            enabled, seconds = True, None
+        else:
+            try:
+                enabled, seconds = True, float(text)
+            except ValueError:
+                raise ValueError(
+                    f"system_metrics must be true, false or a number of seconds "
+                    f"(TRACK_SYSTEM_METRICS), got {setting!r}"
+                ) from None
+    if not enabled:
+        return None
+    from track_core.system_metrics import DEFAULT_INTERVAL, check_interval
+
+    return check_interval(DEFAULT_INTERVAL if seconds is None else seconds)
 
 
 def _start_multi(
@@ -150,12 +194,20 @@ def _start_multi(
     backend_options: dict[str, Any],
     *,
     run_id: str | None,
+    system_metrics: bool | float | None,
     **options: Any,
 ) -> Run:
     if not backends:
         raise ValueError("start_run() got an empty list of backends")
     if len(backends) == 1:
-        return start_run(backends[0], run_id=run_id, writer=writer, enabled=True, **options)
+        return start_run(
+            backends[0],
+            run_id=run_id,
+            writer=writer,
+            enabled=True,
+            system_metrics=system_metrics,
+            **options,
+        )
     if backend_options:
         raise TypeError(
             f"backend options {sorted(backend_options)} are ambiguous with several backends: "
@@ -172,7 +224,14 @@ def _start_multi(
     runs: list[TrackedRun] = []
     try:
         for backend, one_id in zip(backends, ids, strict=True):
-            run = start_run(backend, run_id=one_id, writer=writer, enabled=True, **options)
+            run = start_run(
+                backend,
+                run_id=one_id,
+                writer=writer,
+                enabled=True,
+                system_metrics=system_metrics,  # each backend's sampler, in its native names
+                **options,
+            )
             assert isinstance(run, TrackedRun)
             runs.append(run)
     except BaseException:

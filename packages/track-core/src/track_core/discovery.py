@@ -133,5 +133,14 @@ def get_backend(spec: str | None = None, **options: Any) -> Backend:
 
 #: Keys of a backend string that describe the run, not the backend.
 RUN_OPTIONS = frozenset(
-    {"experiment", "name", "run_name", "description", "tags", "run_id", "resume"}
+    {
+        "experiment",
+        "name",
+        "run_name",
+        "description",
+        "tags",
+        "run_id",
+        "resume",
+        "system_metrics",
+    }
 )

@@ -153,6 +153,8 @@ class TrackedRun:
         self._archived = archived
         self._params: dict[str, Param] = dict(params)
         self._status = Status.RUNNING
+        #: The system-metrics sampler (``start_run(..., system_metrics=True)``), if any.
+        self.system_metrics: object = None
         self._owner_pid = os.getpid()
         self._forked_from: int | None = None
         self._status_before_fork = Status.RUNNING
@@ -618,6 +620,9 @@ class TrackedRun:
             raise ValueError(f"close() takes FINISHED, FAILED or KILLED, got {status!r}")
         if self._forked_from is not None:
             return  # the parent's run: only the parent ends it
+        sampler = self.system_metrics
+        if sampler is not None and self._status is Status.RUNNING:
+            sampler.stop(1.0)  # type: ignore[attr-defined]  # its last sample goes in first
         with lifecycle.held_unless_interrupted(self._lock):
             if self._status is not Status.RUNNING:
                 return
