@@ -157,3 +157,14 @@ def test_the_command_line(tmp_path: Path) -> None:
     assert "importing" not in done.stderr  # no progress bar when stderr is not a terminal
     bad = _cli("import", str(logs), "--to", "nosuchbackend")
     assert bad.returncode == 2 and "error:" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_progress_bar_when_asked(
+    memory: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_logs(tmp_path / "logs", range(2))
+    import_logdir(tmp_path / "logs", memory, "bar", progress=True)
+    shown = capsys.readouterr().err
+    assert "importing" in shown and "2/2" in shown
+    import_logdir(tmp_path / "logs", memory, "quiet")  # stderr is not a terminal here: quiet
+    assert capsys.readouterr().err == ""
