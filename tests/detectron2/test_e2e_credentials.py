@@ -36,8 +36,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield running
 
 
+#: A basic-auth server checks the password hash on every request: slow on a loaded machine.
+OPTIONS = "?http_timeout=120"
+
+
 def _backend(server: Any) -> str:
-    return f"mlflow:http://{USER}:{SECRET}@127.0.0.1:{server.port}"
+    return f"mlflow:http://{USER}:{SECRET}@127.0.0.1:{server.port}{OPTIONS}"
+
+
+def _redacted(server: Any) -> str:
+    return f"mlflow:http://127.0.0.1:{server.port}{OPTIONS}"
 
 
 def _client(server: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
@@ -134,7 +142,7 @@ def test_default_trainer_with_default_setup(
     stored = client.get_run(hook.run.id)
     assert stored.info.status == "FINISHED"  # it authenticated: the server refuses anonymous
     assert stored.data.params["config.SOLVER.MAX_ITER"] == "4"
-    assert stored.data.params["config.TRACK.BACKEND"] == f"mlflow:http://127.0.0.1:{server.port}"
+    assert stored.data.params["config.TRACK.BACKEND"] == _redacted(server)
     assert client.get_metric_history(hook.run.id, "total_loss :: subset: train")
     everything = _everything_stored(client, hook.run.id, tmp_path)
     assert {"artifact config.yaml", "artifact metrics.json", "artifact log.txt"} <= set(everything)
@@ -198,7 +206,7 @@ def test_lazyconfig(
     client = _client(server, monkeypatch)
     stored = client.get_run(hook.run.id)
     assert stored.info.status == "FINISHED"
-    assert stored.data.params["config.track.backend"] == f"mlflow:http://127.0.0.1:{server.port}"
+    assert stored.data.params["config.track.backend"] == _redacted(server)
     everything = _everything_stored(client, hook.run.id, tmp_path)
     assert {"artifact config.yaml", "artifact metrics.json", "artifact lazy.yaml"} <= set(
         everything
