@@ -90,6 +90,8 @@ def test_a_missing_run_exits_5() -> None:
 
 
 def test_a_bad_command_line_exits_2() -> None:
+    same = run_track("copy", "memory", "memory:default")
+    assert same.returncode == cli.EXIT_USAGE and "the same store" in same.stderr
     assert run_track().returncode == cli.EXIT_USAGE
     assert run_track("runs").returncode == cli.EXIT_USAGE
     assert run_track("frobnicate").returncode == cli.EXIT_USAGE

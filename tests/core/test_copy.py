@@ -337,6 +337,8 @@ def test_a_missing_run_is_a_clear_error(tmp_path: Path) -> None:
         copy_runs(a, b, run_ids="abc")
     with pytest.raises(ValueError, match="batch_size"):
         copy_runs(a, b, batch_size=0)
+    with pytest.raises(ValueError, match="the same store"):
+        copy_runs(a, MemoryBackend(a.store, a.location.split(":", 1)[1]))
 
 
 def test_backend_strings_work_too(tmp_path: Path) -> None:

@@ -424,6 +424,8 @@ def _copy(arguments: argparse.Namespace, out: TextIO) -> int:
             failures: Mapping[str, BaseException] = {}
         except CopyError as copy_error:
             results, failures = copy_error.results, copy_error.failures
+        except ValueError as bad:  # the same store on both sides
+            raise _Failure(str(bad), EXIT_USAGE) from None
     finally:
         source.close()
         dest.close()
@@ -516,6 +518,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # track runs ... | head
         return EXIT_OK
+    except Exception as error:  # a backend's own error: its message, not a traceback
+        print(f"track {arguments.command}: {type(error).__name__}: {error}", file=sys.stderr)
+        return _exit_code(error)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -526,6 +526,14 @@ def copy_runs(
             source_backend.close()
         raise
     try:
+        if source_backend is dest_backend or (
+            source_backend.name == dest_backend.name
+            and source_backend.location == dest_backend.location
+        ):
+            raise ValueError(
+                f"the source and the destination are the same store ({dest_backend.location}): "
+                "a run is copied to another backend (or another location of the same one)"
+            )
         if run_ids is None:
             ids = [info.id for info in source_backend.list_runs(experiment)]
         else:
