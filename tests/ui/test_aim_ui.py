@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import runs
-from ui_browser import _bin, aim_up, page_text, shown_images
+from ui_browser import _bin, aim_up, page_text, shown_images, wait_until
 
 pytest.importorskip("aim")
 pytest.importorskip("track_aim")
@@ -109,7 +109,7 @@ def test_images_texts_and_distributions_tabs(
 ) -> None:
     images = _page(browser, aim_ui, who, "/images", "sample")
     assert "inputs" in images
-    assert shown_images(browser), "the image is not shown"
+    wait_until(lambda: shown_images(browser), "the images tab shows the image")
     texts = _page(browser, aim_ui, who, "/texts", runs.NOTES)
     assert "notes" in texts
     distributions = _page(browser, aim_ui, who, "/distributions", "Step 0")

@@ -34,7 +34,7 @@ FLAGS = (
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
-    "--window-size=1600,1200",
+    "--window-size=1600,3200",  # tall: the UIs render charts and images only when in view
 )
 
 
@@ -160,6 +160,11 @@ def page_text(
     (a substring, or a test of the text) holds and the text has not changed for ``settle``
     seconds; fail with the text seen when it never does."""
     if url is not None:
+        # A fresh document with no saved UI state: both UIs keep layouts in the browser's
+        # storage and in memory across in-app (#hash) navigations.
+        with contextlib.suppress(Exception):
+            driver.execute_script("localStorage.clear(); sessionStorage.clear();")
+        driver.get("about:blank")
         driver.get(url)
     check = (lambda text: until in text) if isinstance(until, str) else until
     deadline = time.monotonic() + timeout
@@ -209,3 +214,15 @@ def shown_images(driver: Any) -> list[list[Any]]:
         ".map(i => [i.src.slice(0, 60), i.naturalWidth, i.naturalHeight])"
     )
     return [image for image in images if not str(image[0]).endswith(".svg")]
+
+
+def wait_until(check: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
+    """Poll ``check()`` until it returns something true; fail naming ``what`` if it never does."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not so after {timeout} s")
+        time.sleep(0.3)
