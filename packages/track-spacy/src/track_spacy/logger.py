@@ -21,6 +21,7 @@ from typing import IO, TYPE_CHECKING, Any
 import attrs
 
 import track_core as track
+from track_core.redaction import redact_text
 from track_spacy import render
 from track_spacy.config import remove_keys
 
@@ -177,6 +178,21 @@ def _console(
     return log_step, finalize
 
 
+#: The text files of a spaCy model directory that hold the training config (and so the
+#: ``[training.logger]`` block with its backend string).
+CONFIG_FILES = ("config.cfg",)
+
+
+def _redact_config_files(directory: Path) -> None:
+    """Rewrite the config files of a copied model directory without credentials."""
+    for path in directory.rglob("*"):
+        if path.name in CONFIG_FILES and path.is_file():
+            text = path.read_text(encoding="utf-8")
+            redacted = redact_text(text)
+            if redacted is not text:
+                path.write_text(redacted, encoding="utf-8")
+
+
 def _scores(scores: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, float]]:
     """Numeric leaves of spaCy's scores, nested ones (per label) as dotted names."""
     for key, value in scores.items():
@@ -251,7 +267,9 @@ class SpacyRunLogger:
             return
         self._warned.add(what)
         warnings.warn(
-            f"track-spacy could not {what} ({type(error).__name__}: {error}); training goes on",
+            redact_text(
+                f"track-spacy could not {what} ({type(error).__name__}: {error}); training goes on"
+            ),
             TrackLoggerWarning,
             stacklevel=3,
         )
@@ -267,7 +285,8 @@ class SpacyRunLogger:
                     TrackLoggerWarning,
                     stacklevel=2,
                 )
-            self._run["config"] = config
+            # The config holds the backend string: no credential goes in with it.
+            self._run["config"] = track.redact_params(config)
         except Exception as error:
             self._warn("store the training config", error)
         if self._options.viz_path is None or not self._tracking:
@@ -421,6 +440,7 @@ class SpacyRunLogger:
                 self._snapshot_count += 1
                 copy = self._snapshots / str(self._snapshot_count) / MODEL_DIRS[kind]
                 shutil.copytree(source, copy)
+                _redact_config_files(copy)
                 for path in sorted(p for p in copy.rglob("*") if p.is_file()):
                     name = f"{MODEL_DIRS[kind]}/{path.relative_to(copy).as_posix()}"
                     self._run.log_artifact(str(path), name=name)
