@@ -367,3 +367,19 @@ def test_sample_once_reads_every_psutil_metric() -> None:
     reading = system_metrics.sample_once()
     assert set(reading) == PSUTIL_METRICS
     assert 0.0 <= reading["memory_percent"] <= 100.0
+
+
+@pytest.mark.parametrize(
+    ("option", "interval"),
+    [(None, None), (False, None), ("off", None), ("false", None), ("0", None), ("", None),
+     (True, 10.0), ("true", 10.0), ("ON", 10.0), ("1", 10.0), (2.5, 2.5), ("2.5", 2.5),
+     (30, 30.0)],
+)  # fmt: skip
+def test_interval_of_reads_the_option(option: Any, interval: float | None) -> None:
+    assert system_metrics.interval_of(option) == interval
+
+
+@pytest.mark.parametrize("option", ["often", "0.01", -3, [1]])
+def test_interval_of_refuses_what_is_not_an_interval(option: Any) -> None:
+    with pytest.raises((ValueError, TypeError), match=r"system_metrics|interval"):
+        system_metrics.interval_of(option)

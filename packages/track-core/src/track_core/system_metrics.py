@@ -460,6 +460,36 @@ def check_interval(interval: object) -> float:
     return seconds
 
 
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"", "0", "false", "no", "off", "none"})
+
+
+def interval_of(option: object) -> float | None:
+    """The sampling interval an option asks for, or None for no sampler.
+
+    For ``start_run(..., system_metrics=...)``, the backend string's ``system_metrics=`` and
+    ``$TRACK_SYSTEM_METRICS``: None/False/"false"/"off"/"0" is off, True/"true"/"on"/"1" is the
+    default interval (10 s), and a number of seconds (``2.5``, ``"2.5"``) is that interval."""
+    if option is None or option is False:
+        return None
+    if option is True:
+        return DEFAULT_INTERVAL
+    if isinstance(option, str):
+        text = option.strip().lower()
+        if text in _FALSE:
+            return None
+        if text in _TRUE:
+            return DEFAULT_INTERVAL
+        try:
+            seconds = float(text)
+        except ValueError:
+            raise ValueError(
+                f"system_metrics must be true, false or a number of seconds, got {option!r}"
+            ) from None
+        return check_interval(seconds)
+    return check_interval(option)
+
+
 class Sampler:
     """Samples system metrics into a run from a daemon thread. Made by ``start_sampler``."""
 
