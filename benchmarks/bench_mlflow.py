@@ -7,7 +7,11 @@ is slow), raw ``log_batch`` with hand-written batches of 1000, and track (``trac
 then ``run.track`` per value), all on the same values. Each is timed over a whole run: creating the
 experiment and the run, logging, and ending the run (``set_terminated`` / ``close``, which returns
 once every value is stored). Prints microseconds per value and the ratios (targets: track >= 20x faster than per-value log_metric,
-within 1.5x of raw log_batch).
+within 1.5x of raw log_batch). ``track+epochs`` is track with an epoch on every value.
+
+Then the metric keys of a spaCy-like run (``--sequences`` sequences, every point with an epoch, as
+spaCy's logger tracks them): the keys MLflow shows now, and the keys of the old layout (one
+``<key> :: epoch`` companion metric per sequence with epochs).
 """
 
 from __future__ import annotations
@@ -58,7 +62,7 @@ def bench_log_batch(uri: str, values: list[float]) -> float:
     return (time.perf_counter() - start) / len(values)
 
 
-def bench_track(uri: str, values: list[float]) -> float:
+def bench_track(uri: str, values: list[float], epochs: bool = False) -> float:
     backend = create_backend(uri)
     start = time.perf_counter()
     run = track.start_run(
@@ -66,8 +70,12 @@ def bench_track(uri: str, values: list[float]) -> float:
         experiment=f"track-{time.time_ns()}",
         writer=track.WriterOptions(close_timeout=3600.0),  # close() returns when all is stored
     )
-    for value in values:
-        run.track(value, "loss", context={"subset": "train"})
+    if epochs:
+        for step, value in enumerate(values):
+            run.track(value, "loss", context={"subset": "train"}, epoch=step // 1000)
+    else:
+        for value in values:
+            run.track(value, "loss", context={"subset": "train"})
     run.close()
     elapsed = time.perf_counter() - start
     stored = MlflowClient(uri).get_metric_history(run.id, "loss :: subset: train")
@@ -77,10 +85,32 @@ def bench_track(uri: str, values: list[float]) -> float:
 
 def _row(store: str, results: dict[str, float]) -> str:
     per_metric, per_batch, per_track = results["log_metric"], results["log_batch"], results["track"]
+    with_epochs = results["track+epochs"]
     return (
         f"{store:<8} {per_metric * 1e6:>12.1f} {per_batch * 1e6:>12.1f} {per_track * 1e6:>10.1f}"
-        f" {per_metric / per_track:>16.1f}x {per_track / per_batch:>15.2f}x"
+        f" {with_epochs * 1e6:>13.1f} {per_metric / per_track:>16.1f}x"
+        f" {per_track / per_batch:>15.2f}x"
     )
+
+
+def spacy_like_keys(uri: str, sequences: int) -> tuple[int, int]:
+    """Metric keys of a run whose ``sequences`` sequences all have epochs: (now, old layout)."""
+    backend = create_backend(uri)
+    run = track.start_run(backend, experiment=f"keys-{time.time_ns()}")
+    for step in range(0, 200, 20):
+        for index in range(sequences):
+            context = {"subset": "train" if index < 4 else "val"}
+            run.track(0.5, f"score_{index}", step=step, epoch=step // 50, context=context)
+    run.close()
+    keys = MlflowClient(uri).get_run(run.id).data.metrics
+    with_epochs = sum(
+        1
+        for info in backend.read_run(run.id).sequences()
+        if any(
+            p.epoch is not None for p in backend.read_run(run.id).points(info.name, info.context)
+        )
+    )
+    return len(keys), len(keys) + with_epochs
 
 
 def main() -> None:
@@ -88,6 +118,7 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=5000)
     parser.add_argument("--per-value", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--sequences", type=int, default=37)
     args = parser.parse_args()
     values = _values(args.points)
     rows = []
@@ -103,26 +134,33 @@ def main() -> None:
                 per_metric = bench_log_metric(uri, values[: args.per_value])
                 # A store's speed drifts (sqlite checkpoints, a busy server): log_batch and track
                 # alternate, and each keeps its median.
-                batch_times, track_times = [], []
+                batch_times, track_times, epoch_times = [], [], []
                 for _ in range(args.rounds):
                     batch_times.append(bench_log_batch(uri, values))
                     track_times.append(bench_track(uri, values))
+                    epoch_times.append(bench_track(uri, values, epochs=True))
                 results = {
                     "log_metric": per_metric,
                     "log_batch": statistics.median(batch_times),
                     "track": statistics.median(track_times),
+                    "track+epochs": statistics.median(epoch_times),
                 }
                 rows.append(_row(store, results))
+        keys_now, keys_before = spacy_like_keys(sqlite_uri, args.sequences)
     print(
         f"{args.points} values ({args.per_value} for log_metric); microseconds per value; "
         f"log_batch and track: median of {args.rounds} alternating rounds"
     )
     print(
-        f"{'store':<8} {'log_metric':>12} {'log_batch':>12} {'track':>10}"
+        f"{'store':<8} {'log_metric':>12} {'log_batch':>12} {'track':>10} {'track+epochs':>13}"
         f" {'log_metric/track':>17} {'track/log_batch':>16}"
     )
     for row in rows:
         print(row)
+    print(
+        f"spaCy-like run, {args.sequences} sequences with epochs: {keys_now} MLflow metric keys "
+        f"({keys_before} in the old layout with '<key> :: epoch' companions)"
+    )
 
 
 if __name__ == "__main__":
