@@ -8,7 +8,9 @@ directory and the warnings hold the password nowhere.
 
 from __future__ import annotations
 
-import sys
+import importlib.util
+import urllib.error
+import urllib.request
 import uuid
 import warnings
 from pathlib import Path
@@ -20,14 +22,14 @@ spacy = pytest.importorskip("spacy")
 pytest.importorskip("track_mlflow")
 mlflow = pytest.importorskip("mlflow")
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "resilience"))
-from mlflow_basic_auth import basic_auth_available, basic_auth_server  # noqa: E402
 from spacy.cli.train import train  # noqa: E402
+
+from track_mlflow.testing import mlflow_server  # noqa: E402
 
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(
-        not basic_auth_available(),
+        importlib.util.find_spec("flask_wtf") is None,
         reason="MLflow's basic-auth app needs Flask-WTF (pip install 'mlflow[auth]')",
     ),
 ]
@@ -37,7 +39,9 @@ def _files_holding(secret: str, folder: Path) -> list[str]:
     return [
         str(path)
         for path in folder.rglob("*")
-        if path.is_file() and path.name != "basic_auth.db" and secret.encode() in path.read_bytes()
+        if path.is_file()
+        and path.name not in ("basic_auth.db", "basic_auth.ini")  # the server's own user store
+        and secret.encode() in path.read_bytes()
     ]
 
 
@@ -50,11 +54,12 @@ def test_credentialed_backend_string_reaches_no_param_artifact_or_warning(
     monkeypatch.setenv("TRACK_SPOOL_DIR", str(spool))
     password = f"s3cret-{uuid.uuid4().hex[:10]}"
     experiment = f"spacy-cred-{uuid.uuid4().hex[:8]}"
-    with basic_auth_server(tmp_path / "server") as server:
-        server.create_user("alice", password)
-        status, _ = server.request("/api/2.0/mlflow/experiments/search?max_results=1")
-        assert status == 401  # the server takes authenticated requests only
-        backend = f"mlflow:{server.url_with('alice', password)}?http_timeout=60"
+    with mlflow_server(tmp_path / "server", 1, admin=("alice", password)) as server:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{server.url}/api/2.0/mlflow/experiments/search", timeout=60)
+        assert refused.value.code == 401  # the server takes authenticated requests only
+        credentialed = server.url.replace("http://", f"http://alice:{password}@")
+        backend = f"mlflow:{credentialed}?http_timeout=60"
         config_path = write_config(
             {"backend": backend, "experiment_name": experiment, "log_best_dir": True},
             max_steps=8,
@@ -66,8 +71,8 @@ def test_credentialed_backend_string_reaches_no_param_artifact_or_warning(
         printed = [str(w.message) for w in caught]
         assert not [text for text in printed if password in text], printed
 
-        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", server.admin[0])
-        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", server.admin[1])
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
         client = mlflow.tracking.MlflowClient(tracking_uri=server.url)
         found = client.get_experiment_by_name(experiment)
         assert found is not None
