@@ -9,12 +9,16 @@ searched for the secret.
 
 from __future__ import annotations
 
+import base64
+import importlib.util
 import logging
 import os
 import subprocess
 import sys
 import textwrap
 import time
+import urllib.error
+import urllib.request
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -22,13 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mlflow_basic_auth import BasicAuthServer, basic_auth_available, basic_auth_server
 
 import track_core as track
 from track_core.spool import read_spool
+from track_mlflow.testing import MlflowServer, mlflow_server
 
 pytestmark = pytest.mark.skipif(
-    not basic_auth_available(),
+    importlib.util.find_spec("flask_wtf") is None,
     reason="MLflow's basic-auth app needs Flask-WTF (pip install 'mlflow[auth]')",
 )
 
@@ -44,17 +48,33 @@ def password() -> str:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, password: str) -> Iterator[BasicAuthServer]:
-    with basic_auth_server(tmp_path_factory.mktemp("mlflow-auth")) as running:
-        running.create_user(USER, password)
+def server(tmp_path_factory: pytest.TempPathFactory, password: str) -> Iterator[MlflowServer]:
+    """MLflow's basic-auth app, with alice as its admin user."""
+    with mlflow_server(
+        tmp_path_factory.mktemp("mlflow-auth"), 1, admin=(USER, password)
+    ) as running:
         # The auth app's first requests are slow (imports, password hashing): warm it up.
-        assert (
-            running.request(
-                "/api/2.0/mlflow/experiments/search?max_results=1", auth=(USER, password)
-            )[0]
-            == 200
-        )
+        assert status_of(running, (USER, password)) == 200
         yield running
+
+
+def url_with(server: MlflowServer, password: str) -> str:
+    return server.url.replace("http://", f"http://{USER}:{password}@")
+
+
+def status_of(server: MlflowServer, auth: tuple[str, str] | None) -> int:
+    """The status of a REST call made as ``auth`` (None: anonymous)."""
+    request = urllib.request.Request(
+        f"{server.url}/api/2.0/mlflow/experiments/search?max_results=1"
+    )
+    if auth is not None:
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return error.code
 
 
 @pytest.fixture(autouse=True)
@@ -73,18 +93,20 @@ def files_holding(secret: str, *folders: Path) -> list[str]:
     found = []
     for folder in folders:
         for path in folder.rglob("*") if folder.exists() else ():
-            if path.is_file() and path.name != "basic_auth.db":  # users' password hashes
+            # The server's own user store and the config that made its admin user.
+            if path.is_file() and path.name not in ("basic_auth.db", "basic_auth.ini"):
                 data = path.read_bytes()
                 if any(needle in data for needle in needles):
                     found.append(str(path))
     return found
 
 
-def stored_by_mlflow(server: BasicAuthServer, run_id: str, tmp_path: Path) -> str:
+def stored_by_mlflow(server: MlflowServer, run_id: str, tmp_path: Path) -> str:
     """Everything MLflow holds for a run, read back as the admin through MLflow's client."""
     from mlflow.tracking import MlflowClient
 
     saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
+    assert server.admin is not None
     os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = server.admin
     try:
         client = MlflowClient(tracking_uri=server.url)
@@ -112,18 +134,15 @@ def stored_by_mlflow(server: BasicAuthServer, run_id: str, tmp_path: Path) -> st
                 os.environ[key] = value
 
 
-def test_the_server_refuses_anonymous_requests(server: BasicAuthServer, password: str) -> None:
-    status, _ = server.request("/api/2.0/mlflow/experiments/search?max_results=1")
-    assert status == 401
-    status, _ = server.request(
-        "/api/2.0/mlflow/experiments/search?max_results=1", auth=(USER, password)
-    )
-    assert status == 200
+def test_the_server_refuses_anonymous_requests(server: MlflowServer, password: str) -> None:
+    assert status_of(server, None) == 401
+    assert status_of(server, (USER, "wrong-password")) == 401
+    assert status_of(server, (USER, password)) == 200
 
 
 @pytest.mark.parametrize("process", ["off", "on"], ids=["writer-thread", "writer-process"])
 def test_start_run_with_a_credentialed_url_stores_no_credential(
-    server: BasicAuthServer,
+    server: MlflowServer,
     password: str,
     process: str,
     tmp_path: Path,
@@ -132,7 +151,7 @@ def test_start_run_with_a_credentialed_url_stores_no_credential(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     experiment = f"cred-{uuid.uuid4().hex[:8]}"
-    backend = f"mlflow:{server.url_with(USER, password)}?experiment={experiment}&{SLOW}"
+    backend = f"mlflow:{url_with(server, password)}?experiment={experiment}&{SLOW}"
     artifact = tmp_path / "notes.txt"
     artifact.write_text("an artifact\n")
     with warnings.catch_warnings(record=True) as caught:
@@ -153,7 +172,7 @@ def test_start_run_with_a_credentialed_url_stores_no_credential(
     assert "notes.txt" in stored and "'hparams.lr': '0.1'" in stored  # what is read is the run
     assert password not in stored
     assert f"{USER}:" not in stored
-    view = track.open_run(run_id, f"mlflow:{server.url_with(USER, password)}")
+    view = track.open_run(run_id, f"mlflow:{url_with(server, password)}")
     assert view.status is track.Status.FINISHED  # it authenticated all the way
     assert [p.step for p in view.sequence("loss", {"subset": "train"}).points()] == list(range(5))
     assert not files_holding(password, server.directory, clean_environment)
@@ -194,7 +213,7 @@ def wait_for(path: Path, child: subprocess.Popen[str], timeout: float = 180) -> 
 
 
 def test_spool_header_warnings_and_replay_hold_no_credential(
-    server: BasicAuthServer,
+    server: MlflowServer,
     password: str,
     clean_environment: Path,
     tmp_path: Path,
@@ -202,7 +221,7 @@ def test_spool_header_warnings_and_replay_hold_no_credential(
 ) -> None:
     """A training process whose server went down is killed; its spool names the server without
     credentials, and ``python -m track_core replay`` authenticates through the environment."""
-    backend = f"mlflow:{server.url_with(USER, password)}?experiment=cred-spool&{SLOW}"
+    backend = f"mlflow:{url_with(server, password)}?experiment=cred-spool&{SLOW}"
     marker = tmp_path / "child"
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, backend, str(marker)],
@@ -251,17 +270,17 @@ def test_spool_header_warnings_and_replay_hold_no_credential(
 
 
 def test_configs_that_integrations_store_lose_their_credentials(
-    server: BasicAuthServer, password: str, tmp_path: Path
+    server: MlflowServer, password: str, tmp_path: Path
 ) -> None:
     """The path every integration takes: its config through track.redact_params."""
     token = f"tok-{uuid.uuid4().hex}"
     config = {
-        "TRACK": {"BACKEND": f"mlflow:{server.url_with(USER, password)}?token={token}"},
+        "TRACK": {"BACKEND": f"mlflow:{url_with(server, password)}?token={token}"},
         "DATASETS": {"URL": f"https://{USER}:{password}@data.example/train"},
         "api_key": token,
         "max_tokens": 512,
     }
-    backend = f"mlflow:{server.url_with(USER, password)}?experiment=cred-cfg&{SLOW}"
+    backend = f"mlflow:{url_with(server, password)}?experiment=cred-cfg&{SLOW}"
     with track.start_run(backend) as run:
         run["config"] = track.redact_params(config)
         run_id = run.id
@@ -276,11 +295,11 @@ def test_configs_that_integrations_store_lose_their_credentials(
     reason="needs TrackedRun.__setitem__ to pass params through redact_param_strings (lead)",
 )
 def test_params_users_set_lose_credentialed_urls(
-    server: BasicAuthServer, password: str, tmp_path: Path
+    server: MlflowServer, password: str, tmp_path: Path
 ) -> None:
-    backend = f"mlflow:{server.url_with(USER, password)}?experiment=cred-user&{SLOW}"
+    backend = f"mlflow:{url_with(server, password)}?experiment=cred-user&{SLOW}"
     with track.start_run(backend) as run:
-        run["cfg"] = {"backend": f"mlflow:{server.url_with(USER, password)}", "token": "[PAD]"}
+        run["cfg"] = {"backend": f"mlflow:{url_with(server, password)}", "token": "[PAD]"}
         run_id = run.id
     stored = stored_by_mlflow(server, run_id, tmp_path)
     assert password not in stored
