@@ -198,3 +198,15 @@ def test_gather_metric_period_matches_metrics_json(tmp_path: Path, recording_bac
     assert _compare(run, lines) > 100
     losses = run.sequence("total_loss", TRAIN_CONTEXT).points()
     assert [p.step for p in losses] == list(range(4, 100, 5))
+
+
+def test_the_rule_is_found_by_asking_the_installed_storage() -> None:
+    """The reader asks a scratch storage of the storage's class which window it takes: the last
+    values (v0.6) or the values of the last iterations (``count_samples``, later versions); a
+    class that matches neither is smoothed by its own ``latest_with_smoothing_hint`` per value
+    (``test_follows_the_storage_s_own_smoothing_rule``)."""
+    from track_detectron2.storage import LAST_ITERATIONS, LAST_VALUES, _probe_rule
+
+    expected = LAST_ITERATIONS if hasattr(EventStorage, "count_samples") else LAST_VALUES
+    assert _probe_rule(lambda _: EventStorage(), None) == expected
+    assert _probe_rule(lambda _: MeanOfLastIterations(), None) is None

@@ -9,14 +9,14 @@ iteration, the value of that iteration is what ``storage.latest()`` / metrics.js
 
 Smoothing: for names put with ``smoothing_hint=True`` the value logged at an iteration is the one
 Detectron2's ``JSONWriter`` (metrics.json) and ``TensorboardXWriter`` would write had they written
-at that iteration: ``latest_with_smoothing_hint(window_size)`` of the *installed* Detectron2,
-called on a scratch ``EventStorage`` (the storage's own class) that holds that name's history up
-to that iteration. The rule is Detectron2's, whatever version is installed (v0.6: the median of
-the last ``window_size`` values; later versions: the median of the values put in the last
-``window_size`` iterations). The scratch storage gets the values of the last ``window_size``
-values and of the last ``window_size`` iterations before the first new one, so any window that
-reaches back that far sees the same values as the trainer's storage. ``window_size=1`` logs the
-raw values.
+at that iteration: ``latest_with_smoothing_hint(window_size)`` of the *installed* Detectron2 as of
+that iteration. Detectron2 has taken the median over two trailing windows: the last
+``window_size`` values (v0.6), and the values put in the last ``window_size`` iterations (later
+versions, ``count_samples``). The reader asks ``latest_with_smoothing_hint`` of a scratch storage
+of the storage's own class, once, on a probe history where the two differ, and computes that
+median itself (numpy's median, bit for bit); a class that matches neither (a subclass with a rule
+of its own) is asked for each value, on a scratch storage holding the history up to it.
+``window_size=1`` logs the raw values.
 
 Histograms: ``put_histogram`` makes ``bins`` equal-width bins between the tensor's min and max
 (``torch.histc``) and records float32 ``torch.linspace`` edges, which are equal-width only to
@@ -136,6 +136,64 @@ def fit_to_backend(backend: Any, value: track.Distribution) -> tuple[track.Distr
     return merge_bins(value, high), high
 
 
+def _median(values: list[float]) -> float:
+    """numpy's median of finite floats, bit for bit (the mean of the middle two for even n)."""
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2.0
+
+
+#: The two trailing windows Detectron2's ``latest_with_smoothing_hint`` has taken the median
+#: over: the last ``window_size`` values (v0.6: ``HistoryBuffer.median(window_size)``), and the
+#: values put in the last ``window_size`` iterations (later: ``count_samples``).
+LAST_VALUES = "values"
+LAST_ITERATIONS = "iterations"
+
+#: The rule each storage class was found to follow (None: neither; its API is called per value).
+_RULES: dict[type, str | None] = {}
+
+
+def _window_start(rule: str, data: list[Any], index: int, window: int) -> int:
+    if rule == LAST_VALUES:
+        return max(0, index - window + 1)
+    newest = data[index][1]
+    first = index
+    while first > 0 and data[first - 1][1] > newest - window:
+        first -= 1
+    return first
+
+
+#: Probe histories (value, iteration) and window size: where the two rules give different medians.
+_PROBE_WINDOW = 3
+_PROBE = ((1.0, 0), (2.0, 1), (4.0, 2), (50.0, 10), (60.0, 10), (70.0, 11), (9.0, 30))
+
+
+def _probe_rule(make_storage: Callable[[Any], Any], storage: Any) -> str | None:
+    """Which rule ``latest_with_smoothing_hint`` of ``storage``'s class follows, found by asking
+    it on a scratch storage after each value of a probe history; None if neither matches."""
+    try:
+        scratch = make_storage(storage)
+        answers = []
+        for value, iteration in _PROBE:
+            scratch.iter = iteration
+            scratch.put_scalar("probe", value)
+            answers.append(float(scratch.latest_with_smoothing_hint(_PROBE_WINDOW)["probe"][0]))
+    except Exception as error:
+        logger.info("track-detectron2: could not probe the smoothing rule: %s", error)
+        return None
+    data = list(_PROBE)
+    for rule in (LAST_VALUES, LAST_ITERATIONS):
+        expected = [
+            _median([v for v, _ in data[_window_start(rule, data, i, _PROBE_WINDOW) : i + 1]])
+            for i in range(len(data))
+        ]
+        if expected == answers:
+            return rule
+    return None
+
+
 def _raw(data: list[Any], start: int, n: int) -> list[tuple[float, int]]:
     """``(value, iteration)`` of each iteration of ``data[start:n]``: its last value."""
     return [
@@ -204,8 +262,43 @@ class StorageReader:
     def _smoothed(
         self, storage: Any, key: str, data: list[Any], start: int, n: int
     ) -> list[tuple[float, int]]:
-        """``(value, iteration)`` for each iteration of ``data[start:n]``, smoothed by the
-        installed Detectron2's ``latest_with_smoothing_hint`` as of that iteration."""
+        """``(value, iteration)`` for each iteration of ``data[start:n]``, smoothed as the
+        installed Detectron2's ``latest_with_smoothing_hint`` smooths it as of that iteration."""
+        window = self.window_size
+        rule = self._rule_of(storage)
+        out: list[tuple[float, int]] = []
+        if rule is None:
+            return self._smoothed_by_api(storage, key, data, start, n)
+        for index in range(start, n):
+            iteration = data[index][1]
+            if index + 1 < n and data[index + 1][1] == iteration:
+                continue  # the iteration's value once all of its values are in
+            first = _window_start(rule, data, index, window)
+            values = [v for v, _ in data[first : index + 1]]
+            if any(v != v for v in values):  # NaN: numpy's median, through the API
+                out.extend(self._smoothed_by_api(storage, key, data, index, index + 1))
+                continue
+            out.append((_median(values), int(iteration)))
+        return out
+
+    def _rule_of(self, storage: Any) -> str | None:
+        kind = type(storage)
+        if kind not in _RULES:
+            _RULES[kind] = _probe_rule(self._scratch_storage, storage)
+            if _RULES[kind] is None:
+                logger.info(
+                    "track-detectron2: %s smooths by a rule of its own: each value is smoothed "
+                    "by its latest_with_smoothing_hint",
+                    kind.__qualname__,
+                )
+        return _RULES[kind]
+
+    def _smoothed_by_api(
+        self, storage: Any, key: str, data: list[Any], start: int, n: int
+    ) -> list[tuple[float, int]]:
+        """Each value through ``latest_with_smoothing_hint`` of a scratch storage of the
+        storage's class that holds the history up to that iteration (its last ``window_size``
+        values and the values of its last ``window_size`` iterations before the first one)."""
         window = self.window_size
         first_iteration = data[start][1]
         seed = start
@@ -222,7 +315,7 @@ class StorageReader:
             scratch.iter = iteration
             put(key, value)
             if index + 1 < n and data[index + 1][1] == iteration:
-                continue  # the iteration's value once all of its values are in
+                continue
             smoothed = scratch.latest_with_smoothing_hint(window)[key][0]
             out.append((float(smoothed), int(iteration)))
         return out
