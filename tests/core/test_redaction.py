@@ -123,6 +123,14 @@ def test_register_backend_secrets_takes_urls_options_and_keyword_options() -> No
     assert redact_text("timeout 30 for alice") == "timeout 30 for alice"
 
 
+def test_a_user_name_alone_is_removed_but_not_scrubbed_elsewhere() -> None:
+    assert redact_text("mlflow:postgresql://postgres@db/x") == "mlflow:postgresql://db/x"
+    assert redact_text("postgres is the user") == "postgres is the user"
+    token = f"ghp_{uuid.uuid4().hex}"
+    assert redact_text(f"https://{token}@github.com/o/r") == "https://github.com/o/r"
+    assert redact_text(f"token {token} leaked") == "token *** leaked"
+
+
 def test_api_redact_is_redact_text() -> None:
     assert api.redact is redact_text
     assert track.redact_text is redact_text

@@ -190,9 +190,9 @@ def register_secret(value: object) -> None:
 def register_backend_secrets(backend: str | None, options: Mapping[str, Any] | None = None) -> None:
     """Register the secrets a backend string and its keyword options carry.
 
-    The password (or, without one, a token-like user name of 8 characters or more) of every URL
-    in ``backend``, the values of its secret-looking options, and the str values of ``options``
-    under secret-looking keys (``start_run("mlflow:...", password=...)``).
+    The password (or, without one, a token-like user name: 16 characters or more, digits among
+    them) of every URL in ``backend``, the values of its secret-looking options, and the str
+    values of ``options`` under secret-looking keys (``start_run("mlflow:...", password=...)``).
     """
     if backend:
         _find_secrets(backend)
@@ -205,7 +205,8 @@ def _userinfo_secret(userinfo: str) -> str | None:
     user, colon, password = userinfo.partition(":")
     if colon:
         return password or None
-    return user if len(user) >= 8 else None  # ``https://TOKEN@host``
+    # ``https://TOKEN@host``; not a user name such as ``postgres`` (still removed from the URL).
+    return user if len(user) >= 16 and any(c.isdigit() for c in user) else None
 
 
 def _find_secrets(text: str) -> None:
