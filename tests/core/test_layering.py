@@ -14,7 +14,7 @@ import track_core
 PACKAGE = Path(track_core.__file__).parent
 
 #: The modules users and integrations build on: they import nothing of the engine.
-LEAVES = {"context", "errors", "names", "params", "status", "values"}
+LEAVES = {"context", "errors", "names", "params", "redaction", "status", "values"}
 #: What each module of the contracts and the engine may import from the core.
 ALLOWED = {
     "protocols": LEAVES,

@@ -290,10 +290,6 @@ def test_configs_that_integrations_store_lose_their_credentials(
     assert password not in stored and token not in stored
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs TrackedRun.__setitem__ to pass params through redact_param_strings (lead)",
-)
 def test_params_users_set_lose_credentialed_urls(
     server: MlflowServer, password: str, tmp_path: Path
 ) -> None:

@@ -25,7 +25,7 @@ from track_core.fanout import SEPARATOR, MultiRun, split_backend_strings
 from track_core.names import check_description, check_label, check_tags
 from track_core.noop import NoOpRun
 from track_core.protocols import Run
-from track_core.redaction import redact_text
+from track_core.redaction import redact_text, register_backend_secrets
 from track_core.run import TrackedRun
 from track_core.spool import (
     DAMAGED_SUFFIX,
@@ -138,6 +138,7 @@ def start_run(
     source: tuple[str, dict[str, Any]] | None = None
     if isinstance(backend, str) or backend is None:
         assert spec_text is not None
+        register_backend_secrets(spec_text, backend_options)  # never printed nor stored
         store = get_backend(spec_text, **backend_options)
         origin = redact(spec_text.partition("?")[0])
         source = (spec_text, backend_options)

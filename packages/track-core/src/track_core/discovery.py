@@ -26,6 +26,7 @@ import attrs
 
 from track_core.backend import Backend
 from track_core.errors import BackendNotFoundError
+from track_core.redaction import redact_text
 
 ENTRY_POINT_GROUP = "track.backends"
 ENVIRONMENT_VARIABLE = "TRACK_BACKEND"
@@ -61,7 +62,7 @@ class BackendString:
             options = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)))
         except ValueError as error:
             raise ValueError(
-                f"cannot read the options of backend string {text!r}: {error}"
+                f"cannot read the options of backend string {redact_text(text)!r}: {error}"
             ) from None
         return cls(name.strip().lower(), location if colon and location else None, options)
 

@@ -20,6 +20,7 @@ from types import TracebackType
 
 from track_core.context import ContextLike
 from track_core.params import Param
+from track_core.redaction import redact_text
 from track_core.run import TrackedRun
 from track_core.status import Status
 from track_core.views import SequenceView
@@ -35,7 +36,7 @@ def split_backend_strings(text: str) -> list[str]:
     parts = [part.strip() for part in text.split(SEPARATOR)]
     if any(not part for part in parts):
         raise ValueError(
-            f"an empty backend in {text!r}: separate backend strings with '{SEPARATOR}', "
+            f"an empty backend in {redact_text(text)!r}: separate backend strings with '{SEPARATOR}', "
             "e.g. 'aim | mlflow:http://127.0.0.1:5000'"
         )
     return parts

@@ -29,6 +29,7 @@ from track_core.errors import (
 )
 from track_core.names import check_description, check_label, check_sequence_name
 from track_core.params import Param, check_param_key, to_params
+from track_core.redaction import redact_param_strings, redact_text
 from track_core.status import Status
 from track_core.values import ValueKind, coerce_value
 from track_core.views import SequenceView, find_sequence, sequence_views
@@ -280,6 +281,7 @@ class TrackedRun:
 
     def set_description(self, description: str) -> None:
         check_description(description)
+        description = redact_text(description)
         with self._lock:
             self._check_open()
             self._description = description
@@ -317,7 +319,7 @@ class TrackedRun:
 
     def __setitem__(self, key: str, value: object) -> None:
         check_param_key(key)
-        data = to_params(value, key)
+        data = redact_param_strings(to_params(value, key))  # no credentialed URL stored
         with self._lock:
             self._check_open()
             self._params[key] = data
