@@ -246,7 +246,10 @@ def test_a_server_outage_never_breaks_the_training_loop(tmp_path: Path) -> None:
     from track_mlflow.testing import mlflow_server
 
     steps = 60
-    with pytest.MonkeyPatch.context() as env, mlflow_server(tmp_path / "server") as server:
+    with (
+        pytest.MonkeyPatch.context() as env,
+        mlflow_server(tmp_path / "server", workers=1) as server,
+    ):
         env.setenv("TRACK_SPOOL_DIR", str(tmp_path / "spool"))
         store = Store("mlflow", tmp_path)
         store.location = server.url
