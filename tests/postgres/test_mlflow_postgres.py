@@ -98,20 +98,11 @@ def test_four_trainings_through_a_server_kill_lose_and_duplicate_nothing(
         folder.mkdir()
         # Half the trainings write from a writer thread, half from a writer process.
         writer_process = "on" if worker % 2 else "off"
+        sizes = [str(METRICS), str(STEPS), str(IMAGES_EVERY)]
+        arguments = [TRAINING, backend, str(worker), str(folder), writer_process, *sizes]
         children.append(
             subprocess.Popen(
-                [
-                    sys.executable,
-                    "-c",
-                    TRAINING,
-                    backend,
-                    str(worker),
-                    str(folder),
-                    writer_process,
-                    str(METRICS),
-                    str(STEPS),
-                    str(IMAGES_EVERY),
-                ],  # fmt: skip
+                [sys.executable, "-c", *arguments],
                 env=dict(os.environ, TRACK_SPOOL_DIR=str(folder / "spool")),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
