@@ -364,8 +364,12 @@ def test_a_server_that_is_down_exits_4(
         assert "cannot reach" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_copy_to_servers_and_back(make_store: Callable[[str], Store], tmp_path: Path) -> None:
+def test_copy_to_servers_and_back(
+    make_store: Callable[[str], Store], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """MLflow sqlite -> an aim server -> an MLflow server, read back equal."""
+    # A loaded machine: the MLflow server may take more than the default 10 s to answer.
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "120")
     from track_aim.testing import aim_server
     from track_mlflow.testing import mlflow_server
 
