@@ -351,7 +351,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
 
 def test_round_trip_over_rest(server: MlflowServer) -> None:
     backend = create_backend(server.url)
-    with track.start_run(backend, experiment="rest", name="over http") as run:
+    # close() waits until the server took everything (a busy machine needs more than 15 s).
+    patient = track.WriterOptions(close_timeout=600)
+    with track.start_run(backend, experiment="rest", name="over http", writer=patient) as run:
         run["hparams"] = {"lr": 0.1}
         for step in range(2500):
             run.track(step * 0.1, "loss", context={"subset": "train"})
@@ -366,10 +368,14 @@ def test_server_dies_mid_run_no_crash_clear_warning_nothing_lost(
     server: MlflowServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)  # the core's spool, if it writes one
+    # A busy machine's server can take more than the default 10 s to answer; a stopped one
+    # refuses connections at once whatever the timeout.
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
     backend = create_backend(server.url)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        run = track.start_run(backend, experiment="faults")
+        patient = track.WriterOptions(close_timeout=600)
+        run = track.start_run(backend, experiment="faults", writer=patient)
         for step in range(100):
             run.track(float(step), "loss")
         assert run.flush(timeout=60)
