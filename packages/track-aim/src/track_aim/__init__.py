@@ -3,7 +3,8 @@
 ``track_core.start_run("aim")`` tracks to the ``.aim`` repo in the current directory (created
 when missing), ``"aim:./runs"`` to ``./runs/.aim``, ``"aim://127.0.0.1:53800"`` to an
 ``aim server``. Options (in the string as ``?key=value`` or as keyword arguments):
-``system_metrics`` (bool, default off), ``system_tracking_interval`` (seconds),
+``system_tracking_interval`` (seconds: Aim's own resource tracker; the core's
+``start_run(..., system_metrics=True)`` writes the same ``__system__*`` sequences on every backend),
 ``log_system_params``, ``capture_terminal_logs`` (bools, default off), ``artifacts_uri``,
 ``timeout`` / ``connect_timeout`` (seconds, remote), ``force_resume``.
 """

@@ -107,6 +107,17 @@ def unregister_exit_cleanup(*objects: Any) -> None:
             finalizers.pop(obj, None)
 
 
+def forget_inherited_cleanups() -> None:
+    """In a forked child: drop Aim's exit-time finalizers of every object made before the fork.
+
+    They belong to the parent (its runs, repos and their reporter threads, which do not exist
+    in the child). Left registered, Aim's ``atexit`` hook (``AutoClean.cleanup``) runs them at the
+    child's exit: the first waits for a reporter thread that is not there, and ``RobustExec.join``
+    (aim/ext/cleanup/__init__.py) then waits forever, so the child hangs at exit (Aim 3.29.1).
+    Objects the child makes afterwards register anew."""
+    vars(AutoClean)["_finalizers"].clear()
+
+
 # -- remote client ------------------------------------------------------------------------------
 
 

@@ -43,9 +43,14 @@ def text_or_none(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
+#: Aim's own system metrics (``__system__cpu``...): the core's sampler writes these names, so
+#: Aim's UI shows them in its System tab.
+SYSTEM_PREFIX = "__system__"
+
+
 def check_sequence(name: str, context: Context) -> None:
     """Refuse what Aim keeps for itself or cannot store, before anything is queued."""
-    if name.startswith(RESERVED_PREFIX):
+    if name.startswith(RESERVED_PREFIX) and not name.startswith(SYSTEM_PREFIX):
         raise ValueError(
             f"sequence names starting with {RESERVED_PREFIX!r} are reserved by Aim for its "
             f"own sequences (system metrics, logs): rename {name!r}"

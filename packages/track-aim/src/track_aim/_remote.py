@@ -76,6 +76,7 @@ _inherited: list[Any] = []
 
 def _forget_after_fork() -> None:
     global _clients_lock
+    private.forget_inherited_cleanups()
     _inherited.extend(client.repo for client in _clients.values() if client.repo is not None)
     _clients.clear()
     _clients_lock = threading.Lock()

@@ -95,6 +95,9 @@ class AimBackend:
     _server_artifacts_tried: float = -_ARTIFACTS_RETRY
     _lock: threading.Lock = attrs.field(factory=threading.Lock)
 
+    #: The core's system-metrics sampler writes Aim's own names and contexts.
+    system_metric_names = "aim"
+
     @property
     def options(self) -> AimOptions:
         return self._options
