@@ -16,6 +16,7 @@ if TYPE_CHECKING:
         BackendConformance,
         StorageConformance,
     )
+    from track_core.testing.copies import CopyConformance
     from track_core.testing.delivery import DeliveryConformance
     from track_core.testing.faults import Fault, FaultyBackend
     from track_core.testing.logging_calls import LoggingCallsConformance
@@ -25,6 +26,7 @@ __all__ = [
     "SCALARS",
     "BackendConformance",
     "ConformanceBase",
+    "CopyConformance",
     "DeliveryConformance",
     "Fault",
     "FaultyBackend",
@@ -35,6 +37,7 @@ __all__ = [
 
 _MODULE_OF = {
     "ConformanceBase": "base",
+    "CopyConformance": "copies",
     "StorageReader": "base",
     "DeliveryConformance": "delivery",
     "Fault": "faults",

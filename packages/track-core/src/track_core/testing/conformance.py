@@ -36,6 +36,7 @@ from track_core.backend import Backend, Capability
 from track_core.context import Context
 from track_core.status import Status
 from track_core.testing.base import ConformanceBase, StorageReader
+from track_core.testing.copies import CopyConformance
 from track_core.testing.delivery import DeliveryConformance
 from track_core.testing.logging_calls import LoggingCallsConformance
 from track_core.values import Distribution, Image, Text, ValueKind
@@ -517,6 +518,9 @@ class StorageConformance(ConformanceBase):
             run["late"] = 1
 
 
-class BackendConformance(StorageConformance, DeliveryConformance, LoggingCallsConformance):
+class BackendConformance(
+    StorageConformance, DeliveryConformance, LoggingCallsConformance, CopyConformance
+):
     """The whole kit: every topic. A backend still growing can subclass single topics
-    (``StorageConformance``, ``DeliveryConformance``, ``LoggingCallsConformance``) instead."""
+    (``StorageConformance``, ``DeliveryConformance``, ``LoggingCallsConformance``,
+    ``CopyConformance``) instead."""

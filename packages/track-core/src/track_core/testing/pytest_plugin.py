@@ -8,6 +8,7 @@ import pytest
 pytest.register_assert_rewrite(
     "track_core.testing.base",
     "track_core.testing.conformance",
+    "track_core.testing.copies",
     "track_core.testing.delivery",
     "track_core.testing.logging_calls",
 )
