@@ -36,7 +36,7 @@ from track_mlflow._layout import (
 )
 from track_mlflow._reader import MlflowRunReader, read_epochs
 from track_mlflow._writer import MlflowRunWriter, is_missing
-from track_mlflow.errors import EscapedKeyWarning
+from track_mlflow.errors import EscapedKeyWarning, MlflowServerUnavailableError, is_unreachable
 from track_mlflow.keys import (
     EPOCH_SUFFIX,
     HASH_TAG_PREFIX,
@@ -84,6 +84,10 @@ class MlflowBackend:
     _experiment_names: dict[str, str] = attrs.field(factory=dict)
     _warned_keys: set[str] = attrs.field(factory=set)
     _warn_lock: threading.Lock = attrs.field(factory=threading.Lock)
+
+    #: The core's system-metrics sampler writes the keys MLflow's UI shows under "System
+    #: metrics" (``system/cpu_utilization_percentage``...).
+    system_metric_names = "mlflow"
 
     @property
     def name(self) -> str:
@@ -198,7 +202,22 @@ class MlflowBackend:
         self._experiment_ids[experiment] = experiment_id
         return str(experiment_id)
 
+    def _unavailable(self, error: Exception) -> MlflowServerUnavailableError:
+        return MlflowServerUnavailableError(
+            f"the MLflow tracking server at {self.location} did not answer: is it running? "
+            f"Start one with: mlflow server --host 127.0.0.1 --port PORT (then use "
+            f"mlflow:http://127.0.0.1:PORT)"
+        )
+
     def create_run(self, spec: RunSpec) -> MlflowRunWriter:
+        try:
+            return self._create_run(spec)
+        except Exception as error:
+            if self._where.remote and is_unreachable(error):
+                raise self._unavailable(error) from error
+            raise
+
+    def _create_run(self, spec: RunSpec) -> MlflowRunWriter:
         experiment_id = self._experiment_id(spec.experiment)
         tags = run_context_tags()
         if spec.description is not None:

@@ -3,9 +3,42 @@
 from __future__ import annotations
 
 from track_core.context import Context
-from track_core.errors import TrackWarning
+from track_core.errors import TrackWarning, TransientWriteError
 
-__all__ = ["EscapedKeyWarning"]
+__all__ = ["EscapedKeyWarning", "MlflowServerUnavailableError", "is_unreachable"]
+
+#: What MLflow's REST client puts in the message of an MlflowException when the request never
+#: got an answer (mlflow/utils/rest_utils.py wraps the requests error in text only).
+_NO_ANSWER = (
+    "Max retries exceeded",
+    "Connection refused",
+    "NewConnectionError",
+    "RemoteDisconnected",
+    "Connection aborted",
+    "Read timed out",
+    "ConnectTimeout",
+)
+
+
+def is_unreachable(error: BaseException) -> bool:
+    """Whether an error from MLflow's client means the tracking server did not answer."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, (ConnectionError, TimeoutError)):
+            return True
+        module = type(seen).__module__ or ""
+        if module.startswith(("requests", "urllib3")) and "Error" in type(seen).__name__:
+            return True
+        if any(mark in str(seen) for mark in _NO_ANSWER):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+class MlflowServerUnavailableError(TransientWriteError, ConnectionError):
+    """The MLflow tracking server did not answer. At ``start_run`` the run starts offline (its
+    values are spooled and written when the server is back) unless the writer was told to fail
+    fast; the message names the server and how to start one."""
 
 
 class EscapedKeyWarning(TrackWarning):
