@@ -19,7 +19,7 @@ from mlflow.entities import Param as MlflowParam
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from track_core.backend import SequenceInfo, TrackedPoint
+from track_core.backend import PermanentWriteError, SequenceInfo, TrackedPoint
 from track_core.context import Context
 from track_core.params import Param
 from track_core.status import Status
@@ -45,10 +45,25 @@ from track_mlflow._layout import (
     label_tags,
 )
 from track_mlflow._reader import stored_sequences
+from track_mlflow.errors import is_unreachable
 from track_mlflow.keys import hash_registry_entry, readable_key
 from track_mlflow.params import fit_value, flatten_params
 
 logger = logging.getLogger("track_mlflow")
+
+
+#: MLflow error codes that say the request itself is wrong: retrying the same batch never helps
+#: (the core then isolates the offending point; see track_core.backend.PermanentWriteError).
+PERMANENT_ERROR_CODES = frozenset({"INVALID_PARAMETER_VALUE", "RESOURCE_LIMIT_EXCEEDED"})
+
+
+def _caused_by(error: BaseException, kind: type[BaseException]) -> bool:
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def is_missing(error: MlflowException) -> bool:
@@ -112,6 +127,18 @@ class MlflowRunWriter:
         return None if tag_key in self._registered else RunTag(tag_key, tag_value)
 
     def write_points(self, points: Sequence[TrackedPoint]) -> None:
+        try:
+            self._write_points(points)
+        except MlflowException as error:
+            if is_unreachable(error):
+                raise
+            if error.error_code in PERMANENT_ERROR_CODES or _caused_by(error, OverflowError):
+                raise PermanentWriteError(f"MLflow refused the batch: {error.message}") from error
+            raise
+        except OverflowError as error:  # sqlite: a number its INTEGER columns cannot hold
+            raise PermanentWriteError(f"MLflow's store cannot hold a value: {error}") from error
+
+    def _write_points(self, points: Sequence[TrackedPoint]) -> None:
         with self._lock:
             metrics, files, sequences = encode_points(points, self._keys, self._epochs)
             tags: dict[str, RunTag] = {}
