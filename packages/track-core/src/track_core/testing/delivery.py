@@ -8,6 +8,7 @@ have stored everything when it returns.
 
 from __future__ import annotations
 
+import uuid
 import warnings
 from pathlib import Path
 
@@ -29,11 +30,11 @@ class DeliveryConformance(ConformanceBase):
     """Nothing lost, nothing duplicated, whatever the writes go through."""
 
     def start_faulty(
-        self, backend: Backend, faults: list[Fault], **options: object
+        self, backend: Backend, faults: list[Fault], **run_options: object
     ) -> tuple[track.TrackedRun, FaultyBackend]:
         faulty = FaultyBackend(backend, faults)
-        writer = track.WriterOptions(**FAST_RETRIES, **options)  # type: ignore[arg-type]
-        run = track.start_run(faulty, enabled=True, writer=writer)
+        writer = track.WriterOptions(**FAST_RETRIES)  # type: ignore[arg-type]
+        run = track.start_run(faulty, enabled=True, writer=writer, **run_options)  # type: ignore[arg-type]
         assert isinstance(run, track.TrackedRun)
         return run, faulty
 
@@ -161,3 +162,27 @@ class DeliveryConformance(ConformanceBase):
             model.unlink()
         for origin, reader in self.readers(backend, storage_reader, run.id):
             assert reader.artifact_bytes("models/model.bin") == b"weights v1", origin
+
+    def test_a_backend_down_at_start_gets_the_whole_run_once_it_is_back(
+        self, backend: Backend, storage_reader: StorageReader
+    ) -> None:
+        experiment = f"offline-{uuid.uuid4().hex[:12]}"
+        with pytest.warns(track.BackendUnavailableWarning, match="starts anyway"):
+            run, faulty = self.start_faulty(
+                backend, [Fault("create_run", times=3)], experiment=experiment, name="late"
+            )
+        assert run.id.startswith("track-") and run.backend_id is None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", track.BackendUnavailableWarning)
+            run["hparams"] = {"lr": 0.125}
+            self._track_steps(run, 600)
+            run.close()
+        assert faulty.faults[0].raised == 3, "the backend was not down at start"
+        run_id = run.backend_id
+        assert run_id is not None, "the run was never created on the backend"
+        assert [info.id for info in backend.list_runs(experiment)] == [run_id]
+        self._assert_steps(backend, storage_reader, run_id, list(range(600)))
+        for origin, reader in self.readers(backend, storage_reader, run_id):
+            assert reader.name == "late", origin
+            assert reader.params["hparams"] == {"lr": 0.125}, origin
+            assert reader.status is Status.FINISHED, origin

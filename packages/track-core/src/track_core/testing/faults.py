@@ -6,7 +6,8 @@
 ``when="before"`` raises before the wrapped store sees the call (a request that never arrived);
 ``when="after"`` raises after the store took it (a reply lost on the way back), so the core's
 retry hands the same items again and a backend that is not idempotent stores them twice.
-``step=`` limits a fault to ``write_points`` calls whose batch holds a point at that step, which
+A ``Fault("create_run")`` makes the backend unreachable when runs start (the core then starts
+them offline). ``step=`` limits a fault to ``write_points`` calls whose batch holds a point at that step, which
 is how a value the store refuses for good is modelled (with ``times=None``: forever).
 """
 
@@ -158,6 +159,9 @@ class FaultyBackend:
         self.inner.check_value(value)
 
     def create_run(self, spec: RunSpec) -> FaultyRunWriter:
+        fault = self._due("create_run", (spec,))  # "before" only: no run was made
+        if fault is not None:
+            raise fault.error()
         return FaultyRunWriter(self.inner.create_run(spec), self)
 
     def resume_run(self, run_id: str) -> FaultyRunWriter:
