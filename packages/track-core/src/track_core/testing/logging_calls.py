@@ -1,14 +1,19 @@
-"""The kit's logging-calls topic: the forms of ``track()`` and ``log_artifacts`` users expect."""
+"""The kit's logging-calls topic: the forms of ``track()``, ``log_artifacts`` and several
+backends at once that users expect."""
 
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 
+import track_core as track
 from track_core.backend import Backend, Capability
 from track_core.context import Context
+from track_core.memory import MemoryBackend, MemoryStore
+from track_core.status import Status
 from track_core.testing.base import ConformanceBase, StorageReader
 
 #: A wall time well in the past (2021-01-01T00:00:00Z), as TensorBoard logs and copied runs have.
@@ -102,3 +107,32 @@ class LoggingCallsConformance(ConformanceBase):
             assert set(expected) <= set(reader.artifacts()), (origin, reader.artifacts())
             for name, data in expected.items():
                 assert reader.artifact_bytes(name) == data, (origin, name)
+
+    def test_a_run_on_this_backend_and_another_at_once(
+        self, backend: Backend, storage_reader: StorageReader
+    ) -> None:
+        other = MemoryBackend(MemoryStore(), f"beside-{uuid.uuid4().hex}")
+        writer = track.WriterOptions(raise_errors=True)
+        run = track.start_run([backend, other], enabled=True, writer=writer, name="both")
+        assert isinstance(run, track.MultiRun)
+        run["hparams"] = {"lr": 0.5}
+        for step in range(300):
+            run.track({"loss": 1.0 / (step + 1), "acc": step / 300}, step=step)
+        run.add_tag("fan-out")
+        run.close(Status.FAILED, "diverged")
+        here, there = run.id.split("|")
+        assert run.ids == {
+            f"{backend.name}:{backend.location}": here,
+            f"{other.name}:{other.location}": there,
+        }
+        for origin, reader in [
+            *self.readers(backend, storage_reader, here),
+            ("other", other.read_run(there)),
+        ]:
+            assert reader.name == "both" and "fan-out" in reader.tags, origin
+            assert reader.params["hparams"] == {"lr": 0.5}, origin
+            assert reader.status is Status.FAILED, origin
+            assert [p.step for p in reader.points("acc", Context())] == list(range(300)), origin
+        stamps = [p.timestamp for p in other.read_run(there).points("loss", Context())]
+        ours = [p.timestamp for p in backend.read_run(here).points("loss", Context())]
+        assert ours == pytest.approx(stamps, abs=self.timestamp_tolerance)
