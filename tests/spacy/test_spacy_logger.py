@@ -504,3 +504,22 @@ def test_cli_to_mlflow_read_back_with_mlflow(
     assert params["config.training.max_steps"] == "8"
     assert params["config.nlp.lang"] == "en"
     assert not any(key.startswith("config.paths") for key in params)
+
+
+def test_several_backends_in_the_logger_block(write_config: WriteConfig) -> None:
+    """The multi-backend string works in a ``[training.logger]`` block unchanged (issue 14)."""
+    experiment = unique_experiment()
+    config_path = write_config(
+        {"backend": "memory | memory:second", "experiment_name": experiment},
+        max_steps=4,
+        eval_frequency=2,
+    )
+    train(config_path)
+    first = only_run(experiment)
+    second_backend = track.get_backend("memory:second")
+    [info] = second_backend.list_runs(experiment=experiment)
+    second = second_backend.read_run(info.id)
+    for reader in (first, second):
+        assert reader.status is track.Status.FINISHED
+        assert sorted(points(reader, "score", VAL)) == [0, 2, 4]
+    assert first.params == second.params
