@@ -260,7 +260,7 @@ class SpacyRunLogger:
 
     @property
     def _tracking(self) -> bool:
-        return not isinstance(self._run, track.NoOpRun)
+        return self._run.recording
 
     def _warn(self, what: str, error: BaseException) -> None:
         if what in self._warned:
