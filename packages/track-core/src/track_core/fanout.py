@@ -22,7 +22,7 @@ from track_core.context import ContextLike
 from track_core.params import Param
 from track_core.redaction import redact_text
 from track_core.run import TrackedRun
-from track_core.status import Status
+from track_core.status import Status, status_on_exit
 from track_core.views import SequenceView
 
 #: Separates backend strings in one string (``$TRACK_BACKEND``, a Detectron2 cfg, a spaCy
@@ -207,12 +207,7 @@ class MultiRun:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc is None:
-            self.close(Status.FINISHED)
-        elif isinstance(exc, KeyboardInterrupt):
-            self.close(Status.KILLED, exc)
-        else:
-            self.close(Status.FAILED, exc)
+        self.close(status_on_exit(exc), exc)
 
     def __repr__(self) -> str:
         return f"MultiRun({', '.join(f'{o}={i}' for o, i in self.ids.items())})"

@@ -30,7 +30,7 @@ from track_core.errors import (
 from track_core.names import check_description, check_label, check_sequence_name
 from track_core.params import Param, check_param_key, to_params
 from track_core.redaction import redact_param_strings, redact_text
-from track_core.status import Status
+from track_core.status import Status, status_on_exit
 from track_core.values import ValueKind, coerce_value
 from track_core.views import SequenceView, find_sequence, sequence_views
 from track_core.writer import BackgroundWriter, Operation
@@ -644,12 +644,7 @@ class TrackedRun:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc is None:
-            self.close(Status.FINISHED)
-        elif isinstance(exc, KeyboardInterrupt):
-            self.close(Status.KILLED, exc)
-        else:
-            self.close(Status.FAILED, exc)
+        self.close(status_on_exit(exc), exc)
 
     def __repr__(self) -> str:
         return (
