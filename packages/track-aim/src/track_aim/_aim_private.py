@@ -168,6 +168,15 @@ def abandon_remote(repo: Repo, run: Any | None) -> None:
         pending.all_tasks_done.notify_all()
 
 
+def is_stale_client_error(error: BaseException) -> bool:
+    """The server no longer knows this client's resources: it was restarted since the client
+    connected (aim/ext/transport/tracking.py raises UnauthorizedRequestError for a handler it
+    did not hand out)."""
+    from aim.ext.transport.tracking import UnauthorizedRequestError
+
+    return isinstance(error, UnauthorizedRequestError)
+
+
 def server_repo_path(repo: Repo) -> str:
     """The path of the ``.aim`` directory an Aim server serves, as the server sees it.
 

@@ -86,6 +86,17 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_after_fork)
 
 
+def _still_known(repo: Repo) -> bool:
+    """Whether the server still knows this client (it forgets every client when restarted)."""
+    try:
+        private.server_repo_path(repo)
+    except Exception as error:
+        if private.is_stale_client_error(error) or is_connection_error(error):
+            return False
+        raise
+    return True
+
+
 @contextlib.contextmanager
 def read_session(address: str, connect_timeout: float) -> Iterator[private.ReadSession]:
     """A read session on the process's shared client of the server at ``address``.
@@ -97,6 +108,9 @@ def read_session(address: str, connect_timeout: float) -> Iterator[private.ReadS
         client = _clients.setdefault(address, _ReadClient())
     with client.lock:
         check_server(address, connect_timeout)
+        if client.repo is not None and not _still_known(client.repo):
+            private.abandon_remote(client.repo, None)  # the server restarted since
+            client.repo = None
         if client.repo is None:
             client.repo = open_remote_repo(address, connect_timeout)
         repo = client.repo
