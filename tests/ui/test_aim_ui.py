@@ -121,12 +121,6 @@ def test_aims_own_run_shows_system_metrics(browser: Any, aim_ui: dict[str, Any])
     assert "Memory (%)" in text and "Process Memory (%)" in text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the Aim backend names no system metric style (track_aim must set "
-    "system_metric_names = 'aim' and accept __system__ names in check_sequence): track's "
-    "system metrics land in the Metrics tab as system/cpu_percent, not in the System tab",
-)
 def test_tracks_run_shows_system_metrics_in_the_system_tab(
     browser: Any, aim_ui: dict[str, Any]
 ) -> None:

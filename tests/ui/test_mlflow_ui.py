@@ -139,12 +139,6 @@ def test_tracks_system_metrics_land_in_the_system_metrics_tab(
     assert "Model metrics" not in charts.split("System metrics\n(", 1)[1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the MLflow backend names no system metric style (track_mlflow must set "
-    "system_metric_names = 'mlflow'): track's keys read system/cpu_percent where MLflow's "
-    "read system/cpu_utilization_percentage",
-)
 def test_tracks_system_metrics_have_mlflows_keys(browser: Any, mlflow_ui: dict[str, Any]) -> None:
     charts = _page(browser, mlflow_ui, "track", "/system-metrics", "by-track (system/")
     assert "by-track (system/cpu_utilization_percentage)" in charts

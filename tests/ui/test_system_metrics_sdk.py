@@ -60,11 +60,6 @@ def test_mlflow_default_style_lands_under_system(tmp_path: Path) -> None:
     assert all(key.startswith("system/") for key in keys)  # MLflow's System metrics section
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="track_mlflow's backend sets no system_metric_names = 'mlflow': by default the keys "
-    "read system/cpu_percent, not MLflow's own system/cpu_utilization_percentage",
-)
 def test_mlflow_backend_asks_for_mlflows_keys(tmp_path: Path) -> None:
     from mlflow import MlflowClient
 
@@ -96,12 +91,6 @@ def test_aim_neutral_style_lands_as_plain_metrics(tmp_path: Path) -> None:
     assert all(count == samples for count in stored.values())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="track_aim's check_sequence refuses every name starting with '__' (Aim reserves them): "
-    "it must accept the __system__ names of Aim's own tracker (and set system_metric_names = "
-    "'aim') for track's system metrics to reach Aim's System tab",
-)
 def test_aim_style_reaches_aims_system_metrics(tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
