@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 import track_core as track
+from track_core.backend import Backend
 from track_core.copying import copy_run
 
 SEQUENCES = 100
@@ -81,7 +82,7 @@ def timed(action: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - started, result
 
 
-def read_all(backend: track.Backend, run_id: str) -> int:
+def read_all(backend: Backend, run_id: str) -> int:
     """Every point of a run through the backend's reader (what a copy reads)."""
     reader = backend.read_run(run_id)
     return sum(len(reader.points(info.name, info.context)) for info in reader.sequences())

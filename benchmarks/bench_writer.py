@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import track_core as track
+from track_core.backend import Backend
 from track_core.memory import MemoryBackend, MemoryStore
 
 Row = dict[str, Any]
@@ -42,7 +43,7 @@ def percentile(samples: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
-def measure_track(backend: str | track.Backend, count: int) -> tuple[list[float], float]:
+def measure_track(backend: str | Backend, count: int) -> tuple[list[float], float]:
     """Per-call µs on the caller's thread, and values per second until flush() returned: every
     value is then stored (what the raw SDK's calls give when they return). close() comes after,
     untimed: it records the status and releases the SDK's resources."""
@@ -131,7 +132,7 @@ def raw_mlflow(uri: str, count: int) -> tuple[float, float]:
 @contextlib.contextmanager
 def backends(
     folder: Path, only: set[str] | None
-) -> Iterator[list[tuple[str, str | track.Backend, Callable[[int], tuple[float, float | None]]]]]:
+) -> Iterator[list[tuple[str, str | Backend, Callable[[int], tuple[float, float | None]]]]]:
     """(label, backend, raw measurement) for every backend, servers started and stopped here."""
     from track_aim.testing import aim_server
     from track_mlflow.testing import mlflow_server
@@ -147,9 +148,7 @@ def backends(
         return count / (time.perf_counter() - started), None
 
     with contextlib.ExitStack() as stack:
-        entries: list[
-            tuple[str, str | track.Backend, Callable[[int], tuple[float, float | None]]]
-        ] = []
+        entries: list[tuple[str, str | Backend, Callable[[int], tuple[float, float | None]]]] = []
         if "memory" in wanted:
             entries.append(("memory", MemoryBackend(MemoryStore(), "bench"), append_baseline))
         if "aim-local" in wanted:

@@ -12,13 +12,14 @@ from aim_storage import AimStorageReader, open_aim_run
 import track_core as track
 from track_aim import create_backend
 from track_aim.testing import AimServer
+from track_core.backend import Capability
 
 
 def test_options_from_the_string_and_from_keywords(tmp_path: Path) -> None:
     from_string = track.get_backend(f"aim:{tmp_path / 'a'}?system_metrics=false&timeout=5")
     from_keywords = track.get_backend(f"aim:{tmp_path / 'a'}", system_metrics=False, timeout=5)
     assert from_string.location == from_keywords.location
-    assert track.Capability.REMOTE not in from_string.capabilities
+    assert Capability.REMOTE not in from_string.capabilities
     with pytest.raises(TypeError, match="valid options are"):
         track.get_backend(f"aim:{tmp_path / 'a'}?colour=blue")
 

@@ -22,6 +22,7 @@ from aim.sdk.repo import Repo
 
 import track_core as track
 from track_aim.testing import AimServer
+from track_core.backend import Capability
 
 pytestmark = pytest.mark.server
 
@@ -188,7 +189,7 @@ def test_an_aim_server_on_this_machine_stores_artifacts_beside_its_repo(
     model = tmp_path / "model.txt"
     model.write_text("weights")
     backend = track.get_backend(server.url)  # no artifacts_uri given
-    assert track.Capability.ARTIFACTS in backend.capabilities
+    assert Capability.ARTIFACTS in backend.capabilities
     with track.start_run(backend) as run:
         run.log_artifact(model, "model/model.txt")
     assert track.open_run(run.id, server.url).artifact_bytes("model/model.txt") == b"weights"
@@ -199,7 +200,7 @@ def test_an_aim_server_on_this_machine_stores_artifacts_beside_its_repo(
 def test_a_server_elsewhere_needs_an_artifacts_uri() -> None:
     # 192.0.2.1 is TEST-NET-1: never contacted (not this machine, so no default is looked for)
     elsewhere = track.get_backend("aim://192.0.2.1:53800")
-    assert track.Capability.ARTIFACTS not in elsewhere.capabilities
+    assert Capability.ARTIFACTS not in elsewhere.capabilities
     assert "artifacts_uri=" in elsewhere.no_artifacts_reason()  # type: ignore[attr-defined]
     given = track.get_backend("aim://192.0.2.1:53800?artifacts_uri=s3://bucket/runs")
-    assert track.Capability.ARTIFACTS in given.capabilities
+    assert Capability.ARTIFACTS in given.capabilities

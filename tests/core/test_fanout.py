@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 import track_core as track
+from track_core._fanout import MultiRun, split_backend_strings
 from track_core.backend import Capability
 from track_core.context import Context
-from track_core.fanout import MultiRun, split_backend_strings
 from track_core.memory import MemoryBackend, MemoryStore
 from track_core.values import ValueKind
 

@@ -8,23 +8,35 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from types import ModuleType
 
 import track_core
 
 PACKAGE = Path(track_core.__file__).parent
 
 #: The modules users and integrations build on: they import nothing of the engine.
-LEAVES = {"context", "errors", "names", "params", "redaction", "status", "values"}
+LEAVES = {"context", "errors", "_names", "params", "redaction", "status", "values"}
 #: What each module of the contracts and the engine may import from the core.
 ALLOWED = {
     "protocols": LEAVES,
     "backend": LEAVES,
-    "lifecycle": {"status"},
-    "spool": LEAVES | {"backend"},
-    "deferred": LEAVES | {"backend"},
+    "_lifecycle": {"status"},
+    "_spool": LEAVES | {"backend"},
+    "_deferred": LEAVES | {"backend"},
 }
-#: The engine: the contracts never import these.
-ENGINE = {"run", "writer", "writer_process", "lifecycle", "spool", "api", "fanout", "deferred"}
+#: The engine: private modules, free to change; the contracts never import them.
+ENGINE = {
+    "_run",
+    "_writer",
+    "_writer_process",
+    "_lifecycle",
+    "_spool",
+    "_views",
+    "_names",
+    "_fanout",
+    "_deferred",
+    "api",
+}
 
 
 def _module_name(path: Path) -> str:
@@ -81,9 +93,9 @@ def import_graph() -> dict[str, set[str]]:
 
 def test_the_graph_is_read() -> None:
     graph = import_graph()
-    assert "writer" in graph["run"]
-    assert "backend" in graph["writer"]
-    assert {"run", "api", "protocols"} <= set(graph)
+    assert "_writer" in graph["_run"]
+    assert "backend" in graph["_writer"]
+    assert {"_run", "api", "protocols"} <= set(graph)
 
 
 def test_there_are_no_import_cycles() -> None:
@@ -119,4 +131,59 @@ def test_each_layer_imports_only_what_is_below_it() -> None:
         extra = graph[module] - allowed
         assert not extra, f"{module} may import only {sorted(allowed)}, imports {sorted(extra)}"
     for contract in ("protocols", "backend", "values", "context"):
-        assert not graph[contract] & ENGINE, f"{contract} imports the engine"
+        assert not graph[contract] & (ENGINE - LEAVES), f"{contract} imports the engine"
+
+
+def test_the_engine_modules_are_private() -> None:
+    """Every engine module's name starts with an underscore, so that no one builds on it."""
+    modules = {name for name in import_graph() if "." not in name}
+    assert not {name.lstrip("_") for name in ENGINE - {"api"}} & modules
+    assert ENGINE <= modules
+
+
+def test_integrations_and_backends_use_only_the_public_core() -> None:
+    """The other packages import ``track_core``, its public modules and ``track_core.testing``,
+    never an engine module: the engine is free to change under them."""
+    packages = PACKAGE.parents[2]
+    assert packages.name == "packages"
+    found = []
+    for path in sorted(packages.glob("track-*/src/**/*.py")):
+        if path.is_relative_to(PACKAGE):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + (
+                    [f"track_core.{a.name}" for a in node.names]
+                    if node.module == "track_core"
+                    else []
+                )
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            found += [
+                f"{path.relative_to(packages)}:{node.lineno} {name}"
+                for name in names
+                if name.startswith("track_core._")
+            ]
+    assert not found, f"private core modules imported: {found}"
+
+
+def test_the_top_level_is_the_user_api() -> None:
+    """``track_core`` exports what users call and the types they get back; backend authors'
+    names live in ``track_core.backend`` only."""
+    import track_core.backend
+
+    assert {"start_run", "open_run", "replay", "Context", "Status", "WriterOptions"} <= set(
+        track_core.__all__
+    )
+    contract = {"Backend", "Capability", "RunInfo", "RunReader", "RunSpec", "RunWriter"}
+    contract |= {"SequenceInfo", "TrackedPoint"}
+    assert not contract & set(track_core.__all__)
+    assert all(hasattr(track_core.backend, name) for name in contract)
+    exported = {
+        name
+        for name in dir(track_core)
+        if not name.startswith("_") and not isinstance(getattr(track_core, name), ModuleType)
+    }
+    assert set(track_core.__all__) == exported | {"distributed"}

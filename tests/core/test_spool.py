@@ -14,6 +14,7 @@ import pickle
 import shutil
 import struct
 import subprocess
+import sys
 import uuid
 import warnings
 from pathlib import Path
@@ -23,14 +24,9 @@ import numpy as np
 import pytest
 
 import track_core as track
-from track_core import spool as spool_module
+from track_core import _spool as spool_module
 from track_core.__main__ import main as cli
-from track_core.backend import RunSpec
-from track_core.context import Context
-from track_core.discovery import get_backend
-from track_core.errors import SpoolDamagedWarning, SpoolFormatError, SpoolWriteWarning
-from track_core.memory import MemoryBackend, MemoryStore
-from track_core.spool import (
+from track_core._spool import (
     FRAME_MARKER,
     MAX_FRAME_ITEMS,
     Spool,
@@ -41,9 +37,14 @@ from track_core.spool import (
     encode_items,
     read_spool,
 )
+from track_core._writer import Operation
+from track_core.backend import RunSpec
+from track_core.context import Context
+from track_core.discovery import get_backend
+from track_core.errors import SpoolDamagedWarning, SpoolFormatError, SpoolWriteWarning
+from track_core.memory import MemoryBackend, MemoryStore
 from track_core.status import Status
 from track_core.values import Distribution, Image, Text, ValueKind
-from track_core.writer import Operation
 
 
 def point(step: int, name: str = "loss", context: Any = None, value: Any = None) -> tuple[Any, ...]:
@@ -448,11 +449,23 @@ def test_cli_prints_what_was_lost_and_exits_2(
 
 
 def write_format1(path: Path, backend: str, run_id: str, frames: list[list[Any]]) -> None:
-    """A spool file as track 0.1 wrote it: 4-byte big-endian lengths, each before a pickle."""
-    with open(path, "wb") as stream:
-        for payload in [{"backend": backend, "run_id": run_id, "version": 1}, *frames]:
-            data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
-            stream.write(struct.pack(">I", len(data)) + data)
+    """A spool file as track 0.1 wrote it: 4-byte big-endian lengths, each before a pickle.
+
+    Track 0.1 kept ``Operation`` in the public module ``track_core.writer``, so its pickles name
+    that module: the writer module is put back under its old name while pickling."""
+    import track_core._writer
+
+    sys.modules["track_core.writer"] = track_core._writer
+    Operation.__module__ = "track_core.writer"
+    try:
+        with open(path, "wb") as stream:
+            for payload in [{"backend": backend, "run_id": run_id, "version": 1}, *frames]:
+                data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+                assert b"track_core._writer" not in data
+                stream.write(struct.pack(">I", len(data)) + data)
+    finally:
+        Operation.__module__ = "track_core._writer"
+        del sys.modules["track_core.writer"]
 
 
 def test_format1_files_are_still_replayed(tmp_path: Path, memory: MemoryBackend) -> None:

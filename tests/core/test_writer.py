@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 
 import track_core as track
+from track_core._spool import read_spool
+from track_core._writer import PointBatch
 from track_core.backend import Capability, TrackedPoint
 from track_core.context import Context
 from track_core.memory import MemoryBackend, MemoryStore
-from track_core.spool import read_spool
 from track_core.values import ValueKind
-from track_core.writer import PointBatch
 
 
 @pytest.fixture(autouse=True)

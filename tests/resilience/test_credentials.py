@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 import track_core as track
-from track_core.spool import read_spool
+from track_core._spool import read_spool
 from track_mlflow.testing import MlflowServer, mlflow_server
 
 pytestmark = pytest.mark.skipif(

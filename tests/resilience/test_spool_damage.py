@@ -21,12 +21,12 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 import track_core as track
+from track_core._spool import FRAME_MARKER, MAX_FRAME_ITEMS, Spool, SpoolHeader
+from track_core._writer import Operation
 from track_core.backend import RunSpec
 from track_core.context import Context
 from track_core.discovery import get_backend
-from track_core.spool import FRAME_MARKER, MAX_FRAME_ITEMS, Spool, SpoolHeader
 from track_core.values import ValueKind
-from track_core.writer import Operation
 
 CONTEXTS = ({"subset": "train"}, {"subset": "val"})
 KEYS = ("loss :: subset: train", "loss :: subset: val")

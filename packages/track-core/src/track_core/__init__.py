@@ -11,18 +11,11 @@ Importing this package imports attrs and the standard library only.
 """
 
 from track_core import distributed
+from track_core._fanout import MultiRun
+from track_core._run import TrackedRun
+from track_core._views import RunView, SequenceView
+from track_core._writer import WriterOptions
 from track_core.api import open_run, pending_spools, replay, start_run
-from track_core.backend import (
-    Backend,
-    Capability,
-    Point,
-    RunInfo,
-    RunReader,
-    RunSpec,
-    RunWriter,
-    SequenceInfo,
-    TrackedPoint,
-)
 from track_core.context import EMPTY_CONTEXT, Context
 from track_core.copying import copy_run, copy_runs
 from track_core.current import clear_current_run, current_run, set_current_run, using_run
@@ -45,24 +38,18 @@ from track_core.errors import (
     TrackWarning,
     WriterProcessError,
 )
-from track_core.fanout import MultiRun
 from track_core.noop import NoOpRun
 from track_core.params import to_params
 from track_core.protocols import Run, Sequence
 from track_core.redaction import redact_params, redact_text
-from track_core.run import TrackedRun
 from track_core.status import Status
-from track_core.values import Distribution, Image, Text, ValueKind
-from track_core.views import RunView, SequenceView
-from track_core.writer import WriterOptions
+from track_core.values import Distribution, Image, Point, Text, ValueKind
 
 __all__ = [
     "EMPTY_CONTEXT",
     "BackPressureWarning",
-    "Backend",
     "BackendNotFoundError",
     "BackendUnavailableWarning",
-    "Capability",
     "CapabilityError",
     "Context",
     "DataNotWrittenWarning",
@@ -76,13 +63,8 @@ __all__ = [
     "RejectedItemWarning",
     "Run",
     "RunClosedError",
-    "RunInfo",
-    "RunReader",
-    "RunSpec",
     "RunView",
-    "RunWriter",
     "Sequence",
-    "SequenceInfo",
     "SequenceKindError",
     "SequenceView",
     "SpoolDamagedWarning",
@@ -92,7 +74,6 @@ __all__ = [
     "Text",
     "TrackError",
     "TrackWarning",
-    "TrackedPoint",
     "TrackedRun",
     "ValueKind",
     "WriterOptions",

@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from track_core import discovery
-from track_core.backend import Backend, Capability, RunSpec, RunWriter
-from track_core.deferred import (
+from track_core._deferred import (
     DeferredRunWriter,
     created_id,
     marker_of,
@@ -18,16 +17,10 @@ from track_core.deferred import (
     spec_from_meta,
     spec_to_meta,
 )
-from track_core.discovery import DISABLED, RUN_OPTIONS, BackendString, get_backend
-from track_core.distributed import is_main_process
-from track_core.errors import BackendUnavailableWarning, TrackWarning
-from track_core.fanout import SEPARATOR, MultiRun, split_backend_strings
-from track_core.names import check_description, check_label, check_tags
-from track_core.noop import NoOpRun
-from track_core.protocols import Run
-from track_core.redaction import redact_text, register_backend_secrets
-from track_core.run import TrackedRun
-from track_core.spool import (
+from track_core._fanout import SEPARATOR, MultiRun, split_backend_strings
+from track_core._names import check_description, check_label, check_tags
+from track_core._run import TrackedRun
+from track_core._spool import (
     DAMAGED_SUFFIX,
     SPOOL_SUFFIX,
     Spool,
@@ -36,15 +29,22 @@ from track_core.spool import (
     keep_damaged,
     read_spool,
 )
-from track_core.status import Status
-from track_core.views import RunView
-from track_core.writer import (
+from track_core._views import RunView
+from track_core._writer import (
     BackgroundWriter,
     Operation,
     WriterOptions,
     apply_items,
     is_transient,
 )
+from track_core.backend import Backend, Capability, RunSpec, RunWriter
+from track_core.discovery import DISABLED, RUN_OPTIONS, BackendString, get_backend
+from track_core.distributed import is_main_process
+from track_core.errors import BackendUnavailableWarning, TrackWarning
+from track_core.noop import NoOpRun
+from track_core.protocols import Run
+from track_core.redaction import redact_text, register_backend_secrets
+from track_core.status import Status
 
 #: Items per write_points call: large for backends that batch, small for the others.
 BATCH_SIZE = {True: 1000, False: 100}
@@ -98,7 +98,7 @@ def start_run(
 
     ``backend`` is a backend string (``"aim"``, ``"mlflow:sqlite:///mlflow.db"``, ...), a Backend
     object, or None for ``$TRACK_BACKEND``; a list of them (or one string joining them with
-    ``|``) writes the run to each (``track_core.fanout``). ``enabled=None`` tracks on the main process only
+    ``|``) writes the run to each (``track_core._fanout``). ``enabled=None`` tracks on the main process only
     (rank 0); other ranks, ``enabled=False`` and the backend string ``"none"`` get a no-op run.
     Extra keyword arguments go to the backend's factory.
     """
@@ -257,7 +257,7 @@ def _writer_source(
     elif Capability.WRITER_PROCESS not in backend.capabilities:
         reason = f"the {backend.name} backend does not declare Capability.WRITER_PROCESS"
     else:
-        from track_core.writer_process import can_run_in_process  # subprocess, sockets: lazily
+        from track_core._writer_process import can_run_in_process  # subprocess, sockets: lazily
 
         reason = can_run_in_process(source[1])
     if reason is None:
@@ -291,7 +291,7 @@ def _start(
     run_id = options.get("run_id")
     in_process = _writer_source(backend, writer_options, source)
     if in_process is not None:
-        from track_core.writer_process import ProcessRunWriter
+        from track_core._writer_process import ProcessRunWriter
     target: RunWriter
     if run_id is not None:
         if Capability.RESUME not in backend.capabilities:
@@ -358,7 +358,7 @@ def _spool_path(backend: Backend, run_id: str) -> Path:
 
 def _start_offline(backend: Backend, spec: RunSpec, error: BaseException) -> DeferredRunWriter:
     """A run whose backend is unreachable now: it gets track's own id and is created on the
-    backend by its first write that goes through (``track_core.deferred``)."""
+    backend by its first write that goes through (``track_core._deferred``)."""
     own_id = new_own_id()
     warnings.warn(
         BackendUnavailableWarning(

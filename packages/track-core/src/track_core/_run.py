@@ -17,23 +17,23 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
-from track_core import lifecycle
+from track_core import _lifecycle as lifecycle
+from track_core._deferred import DeferredRunWriter, marker_of
+from track_core._names import check_description, check_label, check_sequence_name
+from track_core._views import SequenceView, find_sequence, sequence_views
+from track_core._writer import BackgroundWriter, Operation
 from track_core.backend import Backend, Capability, SequenceInfo
 from track_core.context import EMPTY_CONTEXT, Context, ContextLike, ContextValue
-from track_core.deferred import DeferredRunWriter, marker_of
 from track_core.errors import (
     CapabilityError,
     NonFiniteValueWarning,
     RunClosedError,
     SequenceKindError,
 )
-from track_core.names import check_description, check_label, check_sequence_name
 from track_core.params import Param, check_param_key, to_params
 from track_core.redaction import redact_param_strings, redact_text
 from track_core.status import Status, status_on_exit
 from track_core.values import ValueKind, coerce_value
-from track_core.views import SequenceView, find_sequence, sequence_views
-from track_core.writer import BackgroundWriter, Operation
 
 _SCALAR = ValueKind.SCALAR
 _RUNNING = Status.RUNNING

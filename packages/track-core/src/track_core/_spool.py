@@ -35,7 +35,7 @@ import warnings
 import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 
@@ -373,7 +373,7 @@ def _item(data: Any) -> Any:
             value if type(value) is float or type(value) is int else decode_value(value),
         )
     if data[0] == "o" and len(data) == 3:
-        from track_core.writer import Operation  # the writer imports this module
+        from track_core._writer import Operation  # the writer imports this module
 
         _, method, args = data
         if type(method) is not str or not method.isidentifier() or method.startswith("_"):
@@ -685,12 +685,15 @@ class _TrackUnpickler(pickle.Unpickler):
         }
     )
 
+    #: Modules that format 1 named by their public names before they became private.
+    MOVED: ClassVar[Mapping[str, str]] = {"track_core.writer": "track_core._writer"}
+
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in self.ALLOWED:
             raise pickle.UnpicklingError(
                 f"refused: the frame names {module}.{name}, which a track spool never holds"
             )
-        return super().find_class(module, name)
+        return super().find_class(self.MOVED.get(module, module), name)
 
 
 def _unpickle(data: bytes) -> Any:

@@ -18,12 +18,12 @@ import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 
+from track_core._run import TrackedRun
+from track_core._views import SequenceView
 from track_core.context import ContextLike
 from track_core.params import Param
 from track_core.redaction import redact_text
-from track_core.run import TrackedRun
 from track_core.status import Status, status_on_exit
-from track_core.views import SequenceView
 
 #: Separates backend strings in one string (``$TRACK_BACKEND``, a Detectron2 cfg, a spaCy
 #: config) and run ids in a multi-backend run's id. ``|`` never appears unescaped in a URL

@@ -25,7 +25,8 @@ from typing import Any, overload
 
 import attrs
 
-from track_core import lifecycle
+from track_core import _lifecycle as lifecycle
+from track_core._spool import Spool
 from track_core.backend import RunWriter, TrackedPoint
 from track_core.context import Context
 from track_core.errors import (
@@ -36,7 +37,6 @@ from track_core.errors import (
     RejectedItemWarning,
     TransientWriteError,
 )
-from track_core.spool import Spool
 from track_core.values import ValueKind
 
 
@@ -85,7 +85,7 @@ class WriterOptions:
     retry_initial: float = 0.25
     retry_max: float = 5.0
     #: A run whose backend cannot be reached at ``start_run`` starts anyway, with an id of
-    #: track's own, and is created on the backend when it is back (``track_core.deferred``).
+    #: track's own, and is created on the backend when it is back (``track_core._deferred``).
     #: False: ``start_run`` raises instead. ``$TRACK_START_OFFLINE`` (``0`` to fail fast).
     start_offline: bool = attrs.field(
         factory=lambda: (

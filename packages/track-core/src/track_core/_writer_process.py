@@ -6,7 +6,7 @@ In a child process that work runs beside training instead of interleaved with it
 backend calls move: validation, the queue, batching, retries and the spool stay in the training
 process (``writer.py``), and ``ProcessRunWriter`` is the ``RunWriter`` they call.
 
-The child is ``python -m track_core.writer_process``, started with ``subprocess`` rather than
+The child is ``python -m track_core._writer_process``, started with ``subprocess`` rather than
 ``multiprocessing``, whose spawn start method imports the user's ``__main__`` again (an unguarded
 training script would train twice). The two talk over a socket pair with
 ``multiprocessing.connection.Connection`` (pickled messages); the backend string travels over it,
@@ -108,7 +108,7 @@ class ProcessRunWriter:
         ours, theirs = socket.socketpair()
         try:
             process = subprocess.Popen(
-                [sys.executable, "-m", "track_core.writer_process", str(theirs.fileno())],
+                [sys.executable, "-m", "track_core._writer_process", str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),),
                 cwd=self._cwd,
                 stdin=subprocess.DEVNULL,
