@@ -45,6 +45,8 @@ from track_core.redaction import redact_params, redact_text
 from track_core.status import Status
 from track_core.values import Distribution, Image, Point, Text, ValueKind
 
+__version__ = "0.1.0"
+
 __all__ = [
     "EMPTY_CONTEXT",
     "BackPressureWarning",

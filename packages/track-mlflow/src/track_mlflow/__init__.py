@@ -23,6 +23,8 @@ from track_mlflow.keys import decode_key, encode_key
 from track_mlflow.params import flatten_params
 from track_mlflow.uri import redact
 
+__version__ = "0.1.0"
+
 __all__ = [
     "EscapedKeyWarning",
     "MlflowBackend",

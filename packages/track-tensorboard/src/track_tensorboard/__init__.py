@@ -25,6 +25,8 @@ from track_tensorboard.session import (
 )
 from track_tensorboard.writer import Recorder, SummaryWriter, UnsupportedWarning
 
+__version__ = "0.1.0"
+
 __all__ = [
     "CaptureWarning",
     "EventFileError",
