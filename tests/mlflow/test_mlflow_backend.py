@@ -19,7 +19,14 @@ from track_core.backend import RunSpec, TrackedPoint
 from track_core.context import Context
 from track_core.status import Status
 from track_core.values import ValueKind
-from track_mlflow import EscapedKeyWarning, MlflowBackend, create_backend, decode_key, encode_key
+from track_mlflow import (
+    EscapedKeyWarning,
+    MlflowBackend,
+    ParamCutWarning,
+    create_backend,
+    decode_key,
+    encode_key,
+)
 from track_mlflow._compat import validate_metric_key
 from track_mlflow.keys import EPOCH_SUFFIX, MAX_KEY_LENGTH
 from track_mlflow.testing import MlflowServer, mlflow_server
@@ -264,9 +271,11 @@ def test_changing_a_param_keeps_the_first_in_mlflow_and_the_latest_in_track(
 def test_long_param_values_are_kept_whole_with_one_warning(backend: MlflowBackend) -> None:
     long_value = "v" * 7000
     writer = backend.create_run(RunSpec(experiment="long"))
-    with pytest.warns(UserWarning, match="6000") as caught:
+    with pytest.warns(ParamCutWarning, match="6000") as caught:
         writer.set_params({"a": long_value, "b": {"c": long_value + "x"}})
-    assert len([w for w in caught if "6000" in str(w.message)]) == 1
+    cut = [w.message for w in caught if isinstance(w.message, ParamCutWarning)]
+    assert len(cut) == 1 and cut[0].key in {"a", "b.c"}
+    assert isinstance(cut[0], track.TrackWarning)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         writer.set_params({"d": long_value})  # warned once per run

@@ -45,7 +45,7 @@ from track_mlflow._layout import (
     label_tags,
 )
 from track_mlflow._reader import stored_sequences
-from track_mlflow.errors import is_unreachable
+from track_mlflow.errors import ParamCutWarning, is_unreachable
 from track_mlflow.keys import hash_registry_entry, readable_key
 from track_mlflow.params import fit_value, flatten_params
 
@@ -183,10 +183,12 @@ class MlflowRunWriter:
                     changed.append(key)
             if cut and not self._warned_long:
                 warnings.warn(
-                    f"MLflow params hold at most 6000 characters: the value of {cut[0]!r} "
-                    f"({len(flat[cut[0]])} characters) is shown cut in MLflow's params; the whole "
-                    f"value is kept in the artifact {PARAMS_ARTIFACT}",
-                    UserWarning,
+                    ParamCutWarning(
+                        f"MLflow params hold at most 6000 characters: the value of {cut[0]!r} "
+                        f"({len(flat[cut[0]])} characters) is shown cut in MLflow's params; the "
+                        f"whole value is kept in the artifact {PARAMS_ARTIFACT}",
+                        cut[0],
+                    ),
                     stacklevel=2,
                 )
             tags: list[RunTag] = []

@@ -52,3 +52,12 @@ class EscapedKeyWarning(TrackWarning):
         self.name = name
         self.context = context
         self.key = key
+
+
+class ParamCutWarning(TrackWarning):
+    """A param value is longer than MLflow's params hold: MLflow's params show it cut, and the
+    whole value is kept in the params artifact. ``key`` is the param's flattened key."""
+
+    def __init__(self, message: str, key: str) -> None:
+        super().__init__(message)
+        self.key = key

@@ -39,7 +39,7 @@ EVAL = "val"
 MODEL_DIRS = {"best": "model-best", "latest": "model-last"}
 
 
-class TrackLoggerWarning(UserWarning):
+class TrackLoggerWarning(track.TrackWarning):
     """Something the logger could not track; training goes on."""
 
 
