@@ -30,7 +30,7 @@ from track_core.testing.ports import free_port, port_is_free
 
 __all__ = ["AimServer", "aim_server", "init_repo"]
 
-#: How long a starting server may take to answer (it took about 15 s on slow machines).
+#: How long a starting server may take to answer (a loaded 2-core machine is slow to start one).
 START_TIMEOUT = 90.0
 
 

@@ -48,8 +48,8 @@ class TrackedPoint(NamedTuple):
 
     A named tuple, not an attrs class like the others: ``write_points`` gets a sequence that
     makes each one as it is read, from the compact tuple ``track()`` queued, in one C call (an
-    attrs instance took 0.8 µs of the writer's GIL per value). Keep what you need from it, not
-    the point: the next read of the same index makes a new, equal one."""
+    attrs instance per value costs the writer's GIL more). Keep what you need from it, not the
+    point: the next read of the same index makes a new, equal one."""
 
     name: str
     context: Context
