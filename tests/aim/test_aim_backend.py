@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -177,3 +179,40 @@ def test_batches_store_what_aim_run_track_stores(
         steps, (values, epochs, _) = tracked.get_metric(name, context).data.numpy()
         assert list(steps) == list(raw_steps) and list(values) == list(raw_values)
         assert list(epochs) == list(raw_epochs)
+
+
+def test_aims_system_params_hold_no_credentials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Aim's ``log_system_params`` stores the environment and argv, masking only variables named
+    like secret/key/token/password: track redacts what Aim would store as it is."""
+    monkeypatch.setenv("TRACK_BACKEND", "mlflow:http://alice:s3cr3t-env@tracking:5000")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://bob:pg-s3cr3t@db/runs")
+    monkeypatch.setenv("PLAIN_SETTING", "kept as it is")
+    monkeypatch.setattr("sys.argv", ["train.py", "--uri", "https://carol:argv-s3cr3t@host/x"])
+    location = tmp_path / "repo"
+    with track.start_run(f"aim:{location}?log_system_params=true") as run:
+        run.track(1.0, "loss", step=0)
+    system = open_aim_run(location, run.id)["__system_params"]
+    stored = repr(system)
+    for secret in ("s3cr3t-env", "pg-s3cr3t", "argv-s3cr3t"):
+        assert secret not in stored
+    assert system["env_variables"]["PLAIN_SETTING"] == "kept as it is"
+    assert "tracking:5000" in system["env_variables"]["TRACK_BACKEND"]
+    assert system["arguments"][:2] == ["train.py", "--uri"] and "host/x" in system["arguments"][2]
+    assert system["packages"]  # the rest of what Aim logs is kept
+
+
+def test_log_system_params_without_pkg_resources_is_a_clear_error(tmp_path: Path) -> None:
+    """Aim needs pkg_resources (gone from setuptools 81) to log system params: said at once."""
+    code = (
+        "import sys; sys.modules['pkg_resources'] = None\n"
+        "import track_core as track\n"
+        "try:\n"
+        f"    track.get_backend('aim:{tmp_path / 'repo'}?log_system_params=true')\n"
+        "except ValueError as error:\n"
+        "    print(error)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "setuptools<81" in result.stdout and "log_system_params" in result.stdout

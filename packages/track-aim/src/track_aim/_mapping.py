@@ -10,7 +10,9 @@ from track_core.status import Status
 #: The param block holding the core's end status and error.
 STATUS_KEY: Final = "__track__"
 #: Params written by track or by Aim itself, not by the user.
-HIDDEN_PARAMS: Final = frozenset({STATUS_KEY, "__system_params"})
+#: Where Aim's ``log_system_params`` keeps the environment, packages, git info and argv.
+SYSTEM_PARAMS_KEY: Final = "__system_params"
+HIDDEN_PARAMS: Final = frozenset({STATUS_KEY, SYSTEM_PARAMS_KEY})
 #: Sequence names Aim uses for itself (system metrics, terminal logs, log records).
 RESERVED_PREFIX: Final = "__"
 

@@ -158,10 +158,13 @@ def parse_options(location: str | None, options: Mapping[str, Any]) -> AimOption
         "connect_timeout", options.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT), False
     )
     assert timeout is not None and connect_timeout is not None
+    log_system_params = _bool("log_system_params", options.get("log_system_params", False))
+    if log_system_params:
+        _check_system_params_can_be_logged()
     return AimOptions(
         repo=repo,
         system_tracking_interval=interval,
-        log_system_params=_bool("log_system_params", options.get("log_system_params", False)),
+        log_system_params=log_system_params,
         capture_terminal_logs=_bool(
             "capture_terminal_logs", options.get("capture_terminal_logs", False)
         ),
@@ -170,3 +173,16 @@ def parse_options(location: str | None, options: Mapping[str, Any]) -> AimOption
         connect_timeout=connect_timeout,
         force_resume=_bool("force_resume", options.get("force_resume", False)),
     )
+
+
+def _check_system_params_can_be_logged() -> None:
+    """Aim 3.29 lists the installed packages for ``log_system_params`` with ``pkg_resources``,
+    which setuptools 81 removed: without it every run would fail to open."""
+    import importlib.util
+
+    if importlib.util.find_spec("pkg_resources") is None:
+        raise ValueError(
+            "aim option 'log_system_params' needs pkg_resources, which Aim uses to list the "
+            "installed packages and setuptools 81 removed: pip install 'setuptools<81', or "
+            "leave log_system_params off"
+        )

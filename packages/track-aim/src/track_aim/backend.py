@@ -38,13 +38,14 @@ from track_aim import _aim_private as private
 from track_aim._convert import check_distribution
 from track_aim._errors import AimServerUnavailableError
 from track_aim._listing import list_runs, run_exists
-from track_aim._mapping import STATUS_KEY, check_sequence, run_status
+from track_aim._mapping import STATUS_KEY, SYSTEM_PARAMS_KEY, check_sequence, run_status
 from track_aim._options import AimOptions
 from track_aim._reader import AimRunReader
 from track_aim._remote import check_server, open_remote_repo, read_session
 from track_aim._writer import AimRunWriter, wait_acknowledged
 from track_core.backend import Capability, RunInfo, RunSpec
 from track_core.context import Context
+from track_core.redaction import redact_params
 from track_core.status import Status
 from track_core.values import Distribution, Value, ValueKind
 
@@ -231,6 +232,8 @@ class AimBackend:
             private.forget_run_list_cache()
             run = open_run()
         private.unregister_exit_cleanup(run)
+        if options.log_system_params:
+            _redact_system_params(run)
         if private.is_remote(repo):
             private.forget_remote(repo)
         if options.artifacts_uri is not None and private.artifacts_uri_of(run) is None:
@@ -291,3 +294,17 @@ class AimBackend:
 
     def close(self) -> None:
         return None
+
+
+def _redact_system_params(run: Any) -> None:
+    """Aim's ``log_system_params`` stores the process environment and ``sys.argv`` at every open.
+    Aim masks only variables named like ``*secret*``, ``*key*``, ``*token*``, ``*password*``: a
+    credentialed ``TRACK_BACKEND`` or ``MLFLOW_TRACKING_URI``, or a password on the command line,
+    would be stored as it is. Rewritten through track's redaction, as every other param is."""
+    try:
+        system = run[SYSTEM_PARAMS_KEY]
+    except KeyError:
+        return
+    redacted = redact_params(system)
+    if redacted != system:
+        run[SYSTEM_PARAMS_KEY] = redacted
