@@ -81,7 +81,7 @@ class AimStorageReader:
     def status(self) -> Status:
         if self.run.active:
             return Status.RUNNING
-        return Status(self.run["__track__", "status"])
+        return Status(self.run["__system_params", "track", "status"])
 
     @property
     def archived(self) -> bool:
@@ -89,12 +89,12 @@ class AimStorageReader:
 
     @property
     def error(self) -> str | None:
-        return self.run["__track__", "error"]  # type: ignore[no-any-return]
+        return self.run["__system_params", "track", "error"]  # type: ignore[no-any-return]
 
     @property
     def params(self) -> Mapping[str, Param]:
         params = dict(self.run[...])
-        params.pop("__track__", None)
+        params.pop("__system_params", None)  # track's status block, Aim's system params
         return params
 
     def sequences(self) -> Sequence[SequenceInfo]:

@@ -7,7 +7,9 @@ import sys
 import warnings
 from pathlib import Path
 
+import aim
 import pytest
+from aim.sdk.types import QueryReportMode
 from aim.storage.context import Context as AimContext
 from aim_storage import AimStorageReader, open_aim_run
 
@@ -58,6 +60,16 @@ def test_a_failed_run_records_status_and_error_where_aim_users_can_query_them(
     assert reader.status is track.Status.FAILED
     assert reader.error is not None and "iteration=7" in reader.error
     assert not reader.run.active  # Aim's own end time is set: the run is not left "in progress"
+    # in Aim's hidden system params (not listed among the run's params in Aim's UI), and found
+    # by the query a user types in Aim's search bar
+    query = 'run["__system_params"]["track"]["status"] == "failed"'
+    found = (
+        aim.Repo(str(tmp_path / "repo"))
+        .query_runs(query, report_mode=QueryReportMode.DISABLED)
+        .iter_runs()
+    )
+    assert [hit.run.hash for hit in found] == [run.id]
+    assert "__track__" not in reader.run[...]
 
 
 def test_what_aim_cannot_store_is_refused_before_anything_is_queued(tmp_path: Path) -> None:

@@ -105,7 +105,7 @@ def test_aim_end_to_end(make_cfg: Any, trainer_cls: type, tmp_path: Path) -> Non
     assert run.name == "faster-rcnn-e2e"
     assert "e2e" in [tag.name if hasattr(tag, "name") else tag for tag in run.props.tags]
     assert run["config"]["SOLVER"]["MAX_ITER"] == 4
-    assert run["__track__"]["status"] == "finished"
+    assert run["__system_params", "track", "status"] == "finished"
     metrics = {(m.name, tuple(sorted(m.context.to_dict().items()))): m for m in run.metrics()}
     loss = metrics[("total_loss", (("subset", "train"),))]
     steps, columns = loss.data.numpy()

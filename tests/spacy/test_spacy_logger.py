@@ -437,7 +437,7 @@ def test_cli_to_aim_read_back_with_aim(
     assert len(runs) == 1
     run = runs[0]
     assert run["config"]["training"]["max_steps"] == 8
-    assert run["__track__"]["status"] == "finished" and run.end_time is not None
+    assert run["__system_params", "track", "status"] == "finished" and run.end_time is not None
 
     def series(name: str, context: dict[str, Any]) -> dict[int, tuple[float, int]]:
         metric = run.get_metric(name, AimContext(dict(context)))  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ from typing import Any
 
 from track_aim._options import VALID_OPTIONS, AimOptions, parse_options
 from track_aim.backend import (
-    STATUS_KEY,
+    STATUS_PATH,
     AimBackend,
     AimRunReader,
     AimRunWriter,
@@ -25,7 +25,7 @@ from track_aim.backend import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "STATUS_KEY",
+    "STATUS_PATH",
     "VALID_OPTIONS",
     "AimBackend",
     "AimOptions",

@@ -389,8 +389,9 @@ class StoredRun:
         params = self.get("attrs", None)
         return dict(params) if isinstance(params, Mapping) else {}
 
-    def param(self, key: str) -> Any:
-        return self.get(("attrs", key), None)
+    def param(self, path: tuple[str, ...]) -> Any:
+        """The param at ``path`` (None if there is none)."""
+        return self.get(("attrs", *path), None)
 
     @property
     def end_time(self) -> float | None:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from track_aim import _aim_private as private
-from track_aim._mapping import STATUS_KEY, run_status, status_of_block, text_or_none
+from track_aim._mapping import run_status, status_block, status_of_block, text_or_none
 from track_core.backend import RunInfo
 
 #: A read session factory: ``with open_session() as session: ...``.
@@ -38,7 +38,7 @@ def _run_info(session: private.ReadSession, run_hash: str) -> RunInfo | None:
     stored = session.run(run_hash)
     try:
         props = stored.props
-        track_status = status_of_block(stored.param(STATUS_KEY))
+        track_status = status_of_block(status_block(stored.param))
         return RunInfo(
             run_hash,
             text_or_none(props.experiment),

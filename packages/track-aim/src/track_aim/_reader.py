@@ -20,8 +20,8 @@ from track_aim import _aim_private as private
 from track_aim._convert import KIND_OF_DTYPE, SEQUENCE_TYPE, epoch_of, from_aim
 from track_aim._mapping import (
     HIDDEN_PARAMS,
-    STATUS_KEY,
     run_status,
+    status_block,
     status_of_block,
     tag_names,
     text_or_none,
@@ -52,7 +52,7 @@ def sequence_infos(
 
 
 def stored_status(stored: private.StoredRun) -> Status:
-    return run_status(status_of_block(stored.param(STATUS_KEY)), stored.end_time)
+    return run_status(status_of_block(status_block(stored.param)), stored.end_time)
 
 
 @attrs.define
@@ -107,7 +107,7 @@ class AimRunReader:
     @property
     def error(self) -> str | None:
         def action(run: private.StoredRun) -> str | None:
-            block = run.param(STATUS_KEY)
+            block = status_block(run.param)
             error = block.get("error") if isinstance(block, dict) else None
             return error if isinstance(error, str) else None
 

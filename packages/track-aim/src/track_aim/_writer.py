@@ -15,7 +15,7 @@ from aim.sdk.run import Run as AimRun
 
 from track_aim import _aim_private as private
 from track_aim._convert import to_aim
-from track_aim._mapping import STATUS_KEY, tag_names
+from track_aim._mapping import STATUS_PATH, status_param, tag_names
 from track_aim._reader import sequence_infos
 from track_aim._remote import check_server, is_connection_error
 from track_core.backend import SequenceInfo, TrackedPoint
@@ -191,7 +191,7 @@ class AimRunWriter:
             return
 
         def action(run: Any) -> None:
-            run[STATUS_KEY] = {"status": status.value, "error": error}
+            run[STATUS_PATH] = status_param(status.value, error)
             if status is Status.FINISHED:
                 run.report_successful_finish(block=True)
 

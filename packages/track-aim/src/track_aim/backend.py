@@ -8,7 +8,8 @@ Mapping (everything native to Aim):
   and timestamp are stored as they are (Aim's tracker is given the core's timestamp);
 - name, experiment, description, tags -> Aim's structured run props;
 - end status: Aim records only "active" / "finished" (``end_time``). The core's status and error
-  go to a param block ``__track__ = {"status": ..., "error": ...}``, Aim's ``end_time`` is set by
+  go to a block ``{"status": ..., "error": ...}`` at ``run["__system_params", "track"]`` (the
+  params Aim's UI does not list; older runs have it at ``__track__``), Aim's ``end_time`` is set by
   ``Run.close``, and a finished run also reports ``report_successful_finish()``;
 - artifacts -> Aim artifacts (``set_artifacts_uri``; default ``file://<repo>/.aim-artifacts``
   for a local repo and for an Aim server on this machine).
@@ -38,7 +39,13 @@ from track_aim import _aim_private as private
 from track_aim._convert import check_distribution
 from track_aim._errors import AimServerUnavailableError
 from track_aim._listing import list_runs, run_exists
-from track_aim._mapping import STATUS_KEY, SYSTEM_PARAMS_KEY, check_sequence, run_status
+from track_aim._mapping import (
+    STATUS_PATH,
+    SYSTEM_PARAMS_KEY,
+    check_sequence,
+    run_status,
+    status_param,
+)
 from track_aim._options import AimOptions
 from track_aim._reader import AimRunReader
 from track_aim._remote import check_server, open_remote_repo, read_session
@@ -50,7 +57,7 @@ from track_core.status import Status
 from track_core.values import Distribution, Value, ValueKind
 
 __all__ = [
-    "STATUS_KEY",
+    "STATUS_PATH",
     "AimBackend",
     "AimRunReader",
     "AimRunWriter",
@@ -253,7 +260,7 @@ class AimBackend:
                 run.description = spec.description
             for tag in sorted(spec.tags):
                 run.add_tag(tag)
-            run[STATUS_KEY] = {"status": Status.RUNNING.value, "error": None}
+            run[STATUS_PATH] = status_param(Status.RUNNING.value, None)
             if remote:
                 wait_acknowledged(repo, self._options.timeout, self._options.connect_timeout)
                 # In the server's index now, so that every client lists it at once (the
@@ -275,7 +282,7 @@ class AimBackend:
                 run = self._open_run(repo, run_id)
             except private.MissingRunError as error:
                 raise KeyError(f"no Aim run {run_id!r} in {self.location}") from error
-            run[STATUS_KEY] = {"status": Status.RUNNING.value, "error": None}
+            run[STATUS_PATH] = status_param(Status.RUNNING.value, None)
             if private.is_remote(repo):
                 wait_acknowledged(repo, self._options.timeout, self._options.connect_timeout)
         except Exception:
