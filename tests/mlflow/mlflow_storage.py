@@ -67,7 +67,7 @@ class MlflowStorageReader:
 
     @property
     def tags(self) -> frozenset[str]:
-        return frozenset(json.loads(self._tags.get("track.tags", "[]")))
+        return frozenset(json.loads(self._tags.get("mlflow.track.tags", "[]")))
 
     @property
     def status(self) -> Status:

@@ -76,3 +76,18 @@ class TestMlflowServerWriterProcess(TestMlflowServer):
     """The whole kit against the server, with every run's MLflow client in a writer process."""
 
     writer_process = "on"
+
+
+class TestMlflowSqliteSlashKeys(TestMlflowSqlite):
+    """The whole kit on runs with ``key_style=slash`` (``train/loss`` keys): every sequence of
+    the kit reads back as it was tracked."""
+
+    @pytest.fixture
+    def backend(self, location: str) -> Iterator[MlflowBackend]:
+        backend = create_backend(location, key_style="slash")
+        yield backend
+        backend.close()
+
+    @pytest.fixture
+    def backend_string(self, backend: MlflowBackend) -> str:
+        return f"mlflow:{backend.tracking_uri}?key_style=slash"

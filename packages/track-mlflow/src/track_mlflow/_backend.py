@@ -28,23 +28,27 @@ from track_mlflow._layout import (
     PARAMS_ARTIFACT,
     TAG_ERROR,
     TAG_ERROR_CUT,
-    TAG_LABELS,
     TAG_LOGGED_IMAGES,
     TAG_NOTE,
     TAG_PARAMS_CHANGED,
     label_tags,
+    labels_of,
 )
 from track_mlflow._reader import MlflowRunReader, read_epochs
 from track_mlflow._writer import MlflowRunWriter, is_missing
 from track_mlflow.errors import EscapedKeyWarning, MlflowServerUnavailableError, is_unreachable
 from track_mlflow.keys import (
+    DEFAULT_KEY_STYLE,
     EPOCH_SUFFIX,
     HASH_TAG_PREFIX,
+    KEY_STYLE_TAG,
     encode_key,
+    has_escape,
     hash_registry_entry,
+    hashed_key,
     is_epoch_key,
+    key_style_of,
     plain_key,
-    readable_key,
 )
 from track_mlflow.uri import ResolvedLocation
 
@@ -84,6 +88,9 @@ class MlflowBackend:
     _experiment_names: dict[str, str] = attrs.field(factory=dict)
     _warned_keys: set[str] = attrs.field(factory=set)
     _warn_lock: threading.Lock = attrs.field(factory=threading.Lock)
+    #: The key style of the runs this backend creates (``track_mlflow.keys``); a resumed run
+    #: keeps the style it was created with.
+    _key_style: str = DEFAULT_KEY_STYLE
 
     #: The core's system-metrics sampler writes the keys MLflow's UI shows under "System
     #: metrics" (``system/cpu_utilization_percentage``...).
@@ -125,8 +132,8 @@ class MlflowBackend:
     def check_sequence(self, name: str, context: Context, kind: ValueKind) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError(f"a sequence name must be a non-empty str, got {name!r}")
-        key = encode_key(name, context)
-        shortened = key != readable_key(name, context)
+        key = encode_key(name, context, self._key_style)
+        shortened = key == hashed_key(name, context)
         if shortened:
             _, entry = hash_registry_entry(name, context)
             if len(entry) > MAX_TAG_VALUE_LENGTH:
@@ -134,7 +141,12 @@ class MlflowBackend:
                     f"sequence {name[:80]!r}... is too long for MLflow: its name and context "
                     f"take {len(entry)} characters as JSON, at most {MAX_TAG_VALUE_LENGTH} fit"
                 )
-        if key != plain_key(name, context):
+        escaped = (
+            key != plain_key(name, context)
+            if self._key_style == DEFAULT_KEY_STYLE
+            else shortened or has_escape(key)
+        )
+        if escaped:
             self._warn_escaped(name, context, key, shortened)
 
     def _warn_escaped(self, name: str, context: Context, key: str, shortened: bool) -> None:
@@ -224,12 +236,15 @@ class MlflowBackend:
             tags[TAG_NOTE] = spec.description
         for tag in label_tags(spec.tags):
             tags[tag.key] = tag.value
+        if self._key_style != DEFAULT_KEY_STYLE:
+            tags[KEY_STYLE_TAG] = self._key_style
         run = self._client.create_run(experiment_id, tags=tags, run_name=spec.name)
         return MlflowRunWriter(
             self._client,
             run.info.run_id,
             self._artifacts(run.info.run_id, run.info.artifact_uri),
             labels=spec.tags,
+            key_style=self._key_style,
             newest_first=self._where.sql_store,
         )
 
@@ -248,7 +263,6 @@ class MlflowBackend:
             if key in run.data.tags:
                 self._client.delete_tag(run_id, key)
         self._client.update_run(run_id, status="RUNNING")
-        labels_text = run.data.tags.get(TAG_LABELS)
         changed_text = run.data.tags.get(TAG_PARAMS_CHANGED)
         return MlflowRunWriter(
             self._client,
@@ -257,10 +271,11 @@ class MlflowBackend:
             params=document,
             logged_params=dict(run.data.params),
             changed_params=json.loads(changed_text) if changed_text else [],
-            labels=frozenset(json.loads(labels_text)) if labels_text else frozenset(),
+            labels=labels_of(run.data.tags),
             registered={k for k in run.data.tags if k.startswith(HASH_TAG_PREFIX)},
             images_tagged=TAG_LOGGED_IMAGES in run.data.tags,
             epochs=epochs,
+            key_style=key_style_of(run.data.tags),
             newest_first=self._where.sql_store,
         )
 

@@ -11,9 +11,10 @@ from mlflow.tracking import MlflowClient
 
 from track_mlflow._backend import MlflowBackend
 from track_mlflow._compat import create_sqlite_store, host_creds_with, scoped_client
+from track_mlflow.keys import DEFAULT_KEY_STYLE, check_key_style
 from track_mlflow.uri import ResolvedLocation, resolve_location
 
-_OPTIONS: Final = ("artifact_location", "http_timeout", "http_retries")
+_OPTIONS: Final = ("artifact_location", "http_timeout", "http_retries", "key_style")
 
 
 def _parse_seconds(name: str, value: object) -> int:
@@ -41,7 +42,10 @@ def create_backend(location: str | None = None, **options: Any) -> MlflowBackend
     """The ``mlflow`` entry point: ``mlflow``, ``mlflow:./dir``, ``mlflow:sqlite:///x.db``,
     ``mlflow:http://127.0.0.1:5000``, ``mlflow:http://user:password@host:port``.
 
-    Options: ``artifact_location`` (where new experiments keep artifacts), and for servers
+    Options: ``key_style`` (``"context"``, the default: ``loss :: subset: train``; or
+    ``"slash"``: ``train/loss``, as MLflow's docs write keys, so the UI charts ``train`` and
+    ``val`` in sections of their own; see ``track_mlflow.keys``; recorded on each run, and a
+    resumed run keeps its own), ``artifact_location`` (where new experiments keep artifacts), and for servers
     ``http_timeout`` (seconds, default 10) and ``http_retries`` (default 0): a server that is down
     must make writes fail fast, since track retries (and spools) them itself. They set
     ``MLFLOW_HTTP_REQUEST_TIMEOUT`` / ``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` for this process unless
@@ -54,6 +58,7 @@ def create_backend(location: str | None = None, **options: Any) -> MlflowBackend
         raise TypeError(
             f"unknown mlflow backend option(s) {', '.join(unknown)}; valid: {', '.join(_OPTIONS)}"
         )
+    key_style = check_key_style(options.get("key_style", DEFAULT_KEY_STYLE))
     where = resolve_location(location)
     # track reads artifacts back in a background thread: no progress bars on the user's terminal.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -79,8 +84,10 @@ def create_backend(location: str | None = None, **options: Any) -> MlflowBackend
     if where.remote and where.username is not None:
         host_creds = host_creds_with(where.username, where.password or "")
         client = scoped_client(where.tracking_uri, host_creds)
-        return MlflowBackend(client, where, artifact_location, host_creds)
-    return MlflowBackend(MlflowClient(tracking_uri=where.tracking_uri), where, artifact_location)
+        return MlflowBackend(client, where, artifact_location, host_creds, key_style=key_style)
+    return MlflowBackend(
+        MlflowClient(tracking_uri=where.tracking_uri), where, artifact_location, key_style=key_style
+    )
 
 
 def _create_sqlite_store(where: ResolvedLocation) -> None:

@@ -21,7 +21,13 @@ from track_core.status import Status
 from track_core.values import Distribution, Image, Text, Value, ValueKind
 from track_mlflow._compat import webp_preview
 from track_mlflow._epochs import EpochWriter
-from track_mlflow.keys import EPOCH_SUFFIX, MAX_SEQUENCE_KEY_LENGTH, encode_key, escape_segment
+from track_mlflow.keys import (
+    DEFAULT_KEY_STYLE,
+    EPOCH_SUFFIX,
+    MAX_SEQUENCE_KEY_LENGTH,
+    encode_key,
+    escape_segment,
+)
 
 MAX_METRICS_PER_BATCH: Final = 1000
 MAX_PARAMS_TAGS_PER_BATCH: Final = 100
@@ -29,7 +35,11 @@ MAX_TAG_VALUE_LENGTH: Final = 8000
 DOUBLE_MAX: Final = sys.float_info.max
 
 #: Tags track writes (besides MLflow's own ``mlflow.runName`` and ``mlflow.note.content``).
-TAG_LABELS: Final = "track.tags"
+#: The run's tags as one exact JSON list; under ``mlflow.``, which MLflow's UI leaves out of a
+#: run's tags (each tag also has a tag of its own, which the UI lists).
+TAG_LABELS: Final = "mlflow.track.tags"
+#: Where runs written by track before 0.1.0 kept that list (still read).
+LEGACY_TAG_LABELS: Final = "track.tags"
 TAG_ERROR: Final = "track.error"
 TAG_ERROR_CUT: Final = "track.error.cut"
 TAG_PARAMS_CHANGED: Final = "track.params.changed"
@@ -96,6 +106,12 @@ def label_tag_key(label: str) -> str:
     return key
 
 
+def labels_of(tags: Mapping[str, str]) -> frozenset[str]:
+    """A run's labels (track's tags) from its MLflow tags."""
+    text = tags.get(TAG_LABELS) or tags.get(LEGACY_TAG_LABELS)
+    return frozenset(json.loads(text)) if text else frozenset()
+
+
 def label_tags(labels: Iterable[str]) -> list[RunTag]:
     """The tags that hold a run's labels: the exact JSON list, and one empty tag per label."""
     labels = sorted(labels)
@@ -118,6 +134,7 @@ def encode_points(
     points: Iterable[TrackedPoint],
     keys: dict[tuple[str, Context], str],
     epochs: EpochWriter,
+    key_style: str = DEFAULT_KEY_STYLE,
 ) -> tuple[list[Metric], dict[str, bytes], list[tuple[str, Context]]]:
     """The metric rows, the artifact files (path -> bytes) and the distinct sequences of a batch
     of points, in one pass over it. ``keys`` caches each sequence's metric key; the epochs of
@@ -133,7 +150,7 @@ def encode_points(
         if key is None:
             key = keys.get(identity)
             if key is None:
-                key = keys[identity] = encode_key(point.name, point.context)
+                key = keys[identity] = encode_key(point.name, point.context, key_style)
             sequences[identity] = key
         ms = round(point.timestamp * 1000)
         if point.kind is ValueKind.SCALAR:

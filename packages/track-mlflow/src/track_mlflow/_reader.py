@@ -26,15 +26,15 @@ from track_mlflow._layout import (
     TAG_ARCHIVED,
     TAG_ERROR,
     TAG_ERROR_CUT,
-    TAG_LABELS,
     TAG_NOTE,
     artifact_dir_name,
     decode_record,
     is_internal_artifact,
     key_of_artifact_dir,
+    labels_of,
     read_metric_value,
 )
-from track_mlflow.keys import EPOCH_SUFFIX, decode_key, encode_key, is_epoch_key
+from track_mlflow.keys import EPOCH_SUFFIX, decode_key, encode_key, is_epoch_key, key_style_of
 
 
 def read_epochs(artifacts: RunArtifacts) -> dict[str, EpochRanges]:
@@ -136,8 +136,7 @@ class MlflowRunReader:
 
     @property
     def tags(self) -> frozenset[str]:
-        text = self._tags.get(TAG_LABELS)
-        return frozenset(json.loads(text)) if text else frozenset()
+        return labels_of(self._tags)
 
     @property
     def status(self) -> Status:
@@ -169,7 +168,7 @@ class MlflowRunReader:
 
     def points(self, name: str, context: Context) -> Sequence[Point]:
         context = Context.of(context)
-        key = encode_key(name, context)
+        key = encode_key(name, context, key_style_of(self._tags))
         for info in self.sequences():
             if info.name == name and info.context == context:
                 kind = info.kind

@@ -46,7 +46,7 @@ from track_mlflow._layout import (
 )
 from track_mlflow._reader import stored_sequences
 from track_mlflow.errors import ParamCutWarning, is_unreachable
-from track_mlflow.keys import hash_registry_entry, readable_key
+from track_mlflow.keys import DEFAULT_KEY_STYLE, hash_registry_entry, hashed_key
 from track_mlflow.params import fit_value, flatten_params
 
 logger = logging.getLogger("track_mlflow")
@@ -107,6 +107,8 @@ class MlflowRunWriter:
     _registered: set[str] = attrs.field(factory=set)
     _images_tagged: bool = False
     _epochs: EpochWriter = attrs.field(factory=EpochWriter)
+    #: The run's key style (``track_mlflow.keys``), recorded on the run when it was created.
+    _key_style: str = DEFAULT_KEY_STYLE
     #: Send each batch's metric rows newest first (see ``write_points``).
     _newest_first: bool = False
     _warned_long: bool = False
@@ -121,7 +123,7 @@ class MlflowRunWriter:
 
     def _registry_tag(self, name: str, context: Context) -> RunTag | None:
         """The registry tag a shortened key needs, unless it was written already."""
-        if self._keys[(name, context)] == readable_key(name, context):
+        if self._keys[(name, context)] != hashed_key(name, context):
             return None
         tag_key, tag_value = hash_registry_entry(name, context)
         return None if tag_key in self._registered else RunTag(tag_key, tag_value)
@@ -140,7 +142,9 @@ class MlflowRunWriter:
 
     def _write_points(self, points: Sequence[TrackedPoint]) -> None:
         with self._lock:
-            metrics, files, sequences = encode_points(points, self._keys, self._epochs)
+            metrics, files, sequences = encode_points(
+                points, self._keys, self._epochs, self._key_style
+            )
             tags: dict[str, RunTag] = {}
             for name, context in sequences:
                 tag = self._registry_tag(name, context)

@@ -24,6 +24,20 @@ MLflow keys match ``^[/\\w.\\- :]*$``, are at most 250 characters and must be no
 * Epochs are not in metric keys: they are kept in the artifact ``track/epochs.json`` (see
   ``track_mlflow._epochs``). Runs written before kept them in a companion metric
   ``<key> :: epoch``, which is still read, and never names a sequence.
+
+Key styles, chosen per run (the backend option ``key_style``) and recorded on it (the tag
+``mlflow.track.keyStyle``, which MLflow's UI does not list; a run without it has the default):
+
+* ``"context"`` (the default): the rule above.
+* ``"slash"``: the keys MLflow's docs write, so MLflow's UI makes a ``train`` and a ``val``
+  chart section: ``loss`` in ``{"subset": "train"}`` is ``train/loss`` (the subset value
+  escaped as a context value, its ``/`` included, then the name as above). A name in the empty
+  context has every ``/`` escaped (``a/b`` is ``a:2fb``), except the names under ``system/``,
+  the namespace of MLflow's system metrics, which is never a subset prefix. Any other context
+  (more keys, a value that is not a non-empty string, ``subset: system``) gets the default key,
+  as does a key too long. Decoding is exact: a key with `` :: `` decodes as above, a key under
+  ``system/`` or without ``/`` is a name in the empty context, any other splits at its first
+  ``/`` into the subset and the name.
 """
 
 from __future__ import annotations
@@ -42,6 +56,12 @@ EPOCH_SUFFIX: Final = " :: epoch"
 #: Keys are kept at most this long so that ``key + EPOCH_SUFFIX`` still fits.
 MAX_SEQUENCE_KEY_LENGTH: Final = MAX_KEY_LENGTH - len(EPOCH_SUFFIX)
 HASH_TAG_PREFIX: Final = "track.key."
+#: The key styles (see the module doc) and the run tag that records a run's style.
+DEFAULT_KEY_STYLE: Final = "context"
+KEY_STYLES: Final = (DEFAULT_KEY_STYLE, "slash")
+KEY_STYLE_TAG: Final = "mlflow.track.keyStyle"
+#: The prefix of MLflow's system metrics, never a subset in the slash style.
+SYSTEM_PREFIX: Final = "system/"
 _HASH_MARK: Final = "sha-"
 _SEP: Final = " :: "
 _KV: Final = ": "
@@ -137,15 +157,56 @@ def key_hash(name: str, context: Mapping[str, ContextValue]) -> str:
     return hashlib.sha256(identity.encode()).hexdigest()[:16]
 
 
-def encode_key(name: str, context: Mapping[str, ContextValue] | None = None) -> str:
-    """The MLflow metric key of the sequence ``name`` in ``context`` (see the module doc)."""
+def check_key_style(style: object) -> str:
+    """``style`` if it is a key style; a clear error if not."""
+    if style not in KEY_STYLES:
+        raise ValueError(
+            f"the mlflow option key_style must be one of {', '.join(KEY_STYLES)}, got {style!r}"
+        )
+    return str(style)
+
+
+def key_style_of(tags: Mapping[str, str] | None) -> str:
+    """The key style a run's tags record (the default when they record none)."""
+    return check_key_style((tags or {}).get(KEY_STYLE_TAG, DEFAULT_KEY_STYLE))
+
+
+def _slash_key(name: str, context: Mapping[str, ContextValue]) -> str | None:
+    """The slash-style key, or None where the slash style gives the default key."""
+    if not context:
+        if name.startswith(SYSTEM_PREFIX):
+            return escape_name(name)
+        return escape_name(name).replace("/", ":2f")
+    if len(context) != 1:
+        return None
+    subset = context.get("subset")
+    if not isinstance(subset, str) or not subset or subset == SYSTEM_PREFIX[:-1]:
+        return None
+    prefix = escape_segment(subset)
+    if prefix.startswith("."):  # "." and ".." are not path components MLflow takes
+        prefix = ":2e" + prefix[1:]
+    return f"{prefix}/{escape_name(name)}"
+
+
+def encode_key(
+    name: str, context: Mapping[str, ContextValue] | None = None, style: str = DEFAULT_KEY_STYLE
+) -> str:
+    """The MLflow metric key of the sequence ``name`` in ``context``, in the key ``style`` of
+    the run (see the module doc)."""
     if not isinstance(name, str) or not name:
         raise ValueError(f"a sequence name must be a non-empty str, got {name!r}")
     context = context or {}
-    key = readable_key(name, context)
+    key = _slash_key(name, context) if style == "slash" else None
+    if key is None:
+        key = readable_key(name, context)
     if len(key) <= MAX_SEQUENCE_KEY_LENGTH:
         return key
     return hashed_key(name, context)
+
+
+def has_escape(key: str) -> bool:
+    """Whether ``key`` holds an escape (``:hh`` or ``:uhhhhhh``)."""
+    return _ESCAPE.search(key) is not None
 
 
 def hashed_key(name: str, context: Mapping[str, ContextValue]) -> str:
@@ -182,12 +243,15 @@ def is_epoch_key(key: str) -> bool:
 def decode_key(key: str, registry: Mapping[str, str] | None = None) -> tuple[str, Context]:
     """The ``(name, context)`` of a metric key written by ``encode_key``.
 
-    ``registry`` is the run's tags (only needed for shortened keys). A key that track did not
-    write decodes to its own text in the empty context. Raises KeyError for a shortened key
-    whose registry entry is missing.
+    ``registry`` is the run's tags: they hold the run's key style and the sequences of
+    shortened keys. A key that track did not write decodes to its own text in the empty
+    context. Raises KeyError for a shortened key whose registry entry is missing.
     """
     parts = key.split("::")
     if len(parts) == 1:
+        if "/" in key and not key.startswith(SYSTEM_PREFIX) and key_style_of(registry) == "slash":
+            subset, _, name = key.partition("/")
+            return unescape(name), Context({"subset": unescape(subset)})
         return unescape(key), Context()
     # Each structural "::" has one space on each side.
     cleaned = [parts[0][:-1] if parts[0].endswith(" ") else parts[0]]
