@@ -84,6 +84,16 @@ class AimStorageReader:
         return Status(self.run["__system_params", "track", "status"])
 
     @property
+    def created_at(self) -> float | None:
+        """Aim's ``Run.creation_time``."""
+        return self.run.creation_time  # type: ignore[no-any-return]
+
+    @property
+    def ended_at(self) -> float | None:
+        """Aim's ``Run.end_time`` (None while the run is active)."""
+        return self.run.end_time  # type: ignore[no-any-return]
+
+    @property
     def archived(self) -> bool:
         return bool(self.run.archived)  # Aim's own flag, the one its UI filters on
 

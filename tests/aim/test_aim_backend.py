@@ -228,3 +228,41 @@ def test_log_system_params_without_pkg_resources_is_a_clear_error(tmp_path: Path
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "setuptools<81" in result.stdout and "log_system_params" in result.stdout
+
+
+def test_a_copied_run_keeps_its_start_and_end_times_in_aim(tmp_path: Path) -> None:
+    """A run copied into Aim starts and ends when the source run did (Aim's own
+    ``Run.creation_time`` / ``end_time``); copied back to memory, they come back exactly."""
+    from track_core.copying import copy_run
+    from track_core.memory import MemoryBackend, MemoryStore
+
+    source = MemoryBackend(MemoryStore(), "aim-times-source")
+    with track.start_run(source, enabled=True, experiment="times") as run:
+        run.track(1.0, "loss", step=0)
+    stored = source.store.runs[run.id]
+    stored.created_at, stored.ended_at = 1_600_000_000.123456, 1_600_007_200.654321
+    backend = create_backend(str(tmp_path / "repo"))
+    there = copy_run(run.id, source, backend)
+    assert there.complete, there
+    aim_run = open_aim_run(tmp_path / "repo", there.dest_id)
+    assert aim_run.creation_time == pytest.approx(1_600_000_000.123456, abs=1e-6)
+    assert aim_run.end_time == pytest.approx(1_600_007_200.654321, abs=1e-6)
+    assert not aim_run.active
+    (listed,) = backend.list_runs("times")
+    assert listed.created_at == pytest.approx(1_600_000_000.123456, abs=1e-6)
+    assert listed.ended_at == pytest.approx(1_600_007_200.654321, abs=1e-6)
+    back_to = MemoryBackend(MemoryStore(), "aim-times-back")
+    back = copy_run(there.dest_id, backend, back_to)
+    returned = back_to.store.runs[back.dest_id]
+    assert returned.created_at == pytest.approx(1_600_000_000.123456, abs=1e-6)
+    assert returned.ended_at == pytest.approx(1_600_007_200.654321, abs=1e-6)
+
+
+def test_a_run_written_by_track_has_aims_own_times(tmp_path: Path) -> None:
+    backend = create_backend(str(tmp_path / "repo"))
+    with track.start_run(backend, enabled=True) as run:
+        run.track(1.0, "loss", step=0)
+    aim_run = open_aim_run(tmp_path / "repo", run.id)
+    reader = backend.read_run(run.id)
+    assert (reader.created_at, reader.ended_at) == (aim_run.creation_time, aim_run.end_time)
+    assert aim_run.creation_time < aim_run.end_time

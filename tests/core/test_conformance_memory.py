@@ -29,6 +29,8 @@ class RawMemoryReader:
     description = property(lambda self: self.raw.description)
     tags = property(lambda self: self.raw.tags)
     archived = property(lambda self: self.raw.archived)
+    created_at = property(lambda self: self.raw.created_at)
+    ended_at = property(lambda self: self.raw.ended_at)
 
     @property
     def status(self) -> Status:

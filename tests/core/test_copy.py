@@ -305,6 +305,47 @@ def test_what_the_destination_cannot_hold_is_listed_not_dropped(tmp_path: Path) 
     assert copy_run(run_id, a, b).action is CopyAction.SKIPPED
 
 
+def test_start_and_end_times_are_copied_and_an_update_brings_the_end_time(
+    tmp_path: Path,
+) -> None:
+    a, b = memory(), memory()
+    run_id = write_full_run(a, tmp_path, scalars=20, status=Status.FINISHED)
+    source = a.store.runs[run_id]
+    source.created_at, source.ended_at = T0 - 3600.0, T0 - 60.0  # a run of an hour ago
+    result = copy_run(run_id, a, b)
+    assert result.complete, result
+    copied = b.store.runs[result.dest_id]
+    assert (copied.created_at, copied.ended_at) == (T0 - 3600.0, T0 - 60.0)
+    (info,) = b.list_runs()
+    assert (info.created_at, info.ended_at) == (T0 - 3600.0, T0 - 60.0)
+    # the source is resumed and ends later: copying again updates the copy's end time
+    with track.start_run(a, enabled=True, run_id=run_id) as resumed:
+        resumed.track(1.0, "later", step=0)
+    assert a.store.runs[run_id].ended_at is not None
+    again = copy_run(run_id, a, b)
+    assert (again.action, again.dest_id) == (CopyAction.UPDATED, result.dest_id)
+    assert copied.created_at == T0 - 3600.0 and copied.ended_at == a.store.runs[run_id].ended_at
+    assert run_differences(a.read_run(run_id), b.read_run(result.dest_id)) == []
+    assert copy_run(run_id, a, b).action is CopyAction.SKIPPED
+
+
+def test_run_differences_sees_other_times(tmp_path: Path) -> None:
+    a, b = memory(), memory()
+    run_id = write_full_run(a, tmp_path, scalars=5, status=Status.FINISHED)
+    result = copy_run(run_id, a, b)
+    b.store.runs[result.dest_id].ended_at = a.store.runs[run_id].ended_at + 5.0  # type: ignore[operator]
+    differences = run_differences(a.read_run(run_id), b.read_run(result.dest_id))
+    assert [line.split(":")[0] for line in differences] == ["ended_at"]
+    assert run_differences(a.read_run(run_id), b.read_run(result.dest_id), check_times=False) == []
+
+
+def test_a_destination_that_keeps_its_own_times_says_so(tmp_path: Path) -> None:
+    a = memory()
+    run_id = write_full_run(a, tmp_path, scalars=5, status=Status.FINISHED)
+    result = copy_run(run_id, a, ScalarsOnly(MemoryStore(), "untimed"))
+    assert "the start and end times" in {item.what for item in result.not_copied}
+
+
 def test_copy_runs_by_experiment_and_by_ids(tmp_path: Path) -> None:
     a, b = memory(), memory()
     ids = {}

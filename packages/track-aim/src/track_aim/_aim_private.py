@@ -18,7 +18,10 @@ What is used, by duty:
 - **reading**: the layout of a run's own meta chunk (``meta/chunks/<hash>``: ``attrs``, ``traces``,
   ``contexts``, ``end_time``, ``artifacts``) and series (``seqs/v2/chunks/<hash>``), the registry
   ``Sequence.registry``, ``STEP_HASH_FUNCTIONS``, ``Repo.request_props``;
-- **values**: ``aim.Image``'s ``storage`` and ``aim.storage.types.BLOB``.
+- **values**: ``aim.Image``'s ``storage`` and ``aim.storage.types.BLOB``;
+- **run times**: ``Run.props`` (the structured run made by ``Repo.request_props(hash, False,
+  created_at)``, which keeps a given creation time only when it makes the run's props), and
+  ``Run._resources.set_run_end_time`` (what ``Run.close`` calls to write ``end_time``).
 
 Why track_aim reads a run's own chunk instead of Aim's index (the Aim 3.29 server bug):
 ``Repo.request_container`` (aim/sdk/repo.py) caches every read-only container in
@@ -39,6 +42,8 @@ containers fresh for each read, and releases them at once (``ReadSession``).
 from __future__ import annotations
 
 import contextlib
+import datetime
+import functools
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -305,6 +310,50 @@ def index_run(repo: Repo, run_hash: str) -> None:
 
 
 # -- reading ------------------------------------------------------------------------------------
+
+
+def run_starting_at(run_class: Any, created_at: float, **arguments: Any) -> Any:
+    """A new ``aim.Run`` (``run_class(None, **arguments)``) whose creation time, Aim's
+    ``creation_time`` (what its UI shows as the run's start), is ``created_at``, not now."""
+    return _starting_at(run_class)(None, created_at=created_at, **arguments)
+
+
+@functools.cache
+def _starting_at(run_class: Any) -> Any:
+    # Aim's Run makes a new run's structured props with ``Repo.request_props(hash, read_only)``,
+    # which takes the creation time as a third argument that Run never passes.
+    class RunStartingAt(run_class):  # type: ignore[misc]
+        _props: Any
+
+        def __init__(self, *args: Any, created_at: float, **kwargs: Any) -> None:
+            self._track_created_at = created_at
+            super().__init__(*args, **kwargs)
+
+        @property
+        def props(self) -> Any:
+            if self._props is None:
+                moment = datetime.datetime.fromtimestamp(self._track_created_at, datetime.UTC)
+                if not self.repo.is_remote_repo:
+                    # Aim's sqlite columns hold naive UTC; its remote proxy sends the
+                    # ``.timestamp()`` of what it is given, which needs the zone.
+                    moment = moment.replace(tzinfo=None)
+                self._props = self.repo.request_props(self.hash, self.read_only, moment)
+            return self._props
+
+    return RunStartingAt
+
+
+def close_run_at(run: Any, ended_at: float | None) -> None:
+    """``run.close()``, with Aim's ``end_time`` set to ``ended_at`` (None: now, as Aim does)."""
+    resources = getattr(run, "_resources", None)
+    if ended_at is not None and resources is not None:
+        end = float(ended_at)
+
+        def set_run_end_time() -> None:
+            resources.meta_run_tree["end_time"] = end
+
+        resources.set_run_end_time = set_run_end_time
+    run.close()
 
 
 class ReadSession:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from track_aim import _aim_private as private
 from track_aim._mapping import run_status, status_block, status_of_block, text_or_none
+from track_aim._reader import created_at
 from track_core.backend import RunInfo
 
 #: A read session factory: ``with open_session() as session: ...``.
@@ -44,17 +44,13 @@ def _run_info(session: private.ReadSession, run_hash: str) -> RunInfo | None:
             text_or_none(props.experiment),
             text_or_none(props.name),
             run_status(track_status, stored.end_time),
-            _created_at(props),
+            created_at(props),
+            stored.end_time,
         )
     except Exception as error:  # deleted meanwhile, or not a run written to completion
         if _is_missing(error):
             return None
         raise
-
-
-def _created_at(props: Any) -> float | None:
-    created = props.creation_time
-    return None if created is None else float(created)
 
 
 def _is_missing(error: Exception) -> bool:

@@ -51,6 +51,12 @@ def sequence_infos(
     return infos
 
 
+def created_at(props: Any) -> float | None:
+    """Aim's ``creation_time`` of a run's structured props."""
+    created = props.creation_time
+    return None if created is None else float(created)
+
+
 def stored_status(stored: private.StoredRun) -> Status:
     return run_status(status_of_block(status_block(stored.param)), stored.end_time)
 
@@ -103,6 +109,16 @@ class AimRunReader:
     @property
     def archived(self) -> bool:
         return self._read(lambda run: bool(run.props.archived))
+
+    @property
+    def created_at(self) -> float | None:
+        """Aim's ``creation_time``."""
+        return self._read(lambda run: created_at(run.props))
+
+    @property
+    def ended_at(self) -> float | None:
+        """Aim's ``end_time`` (None while the run is active)."""
+        return self._read(lambda run: run.end_time)
 
     @property
     def error(self) -> str | None:

@@ -186,7 +186,9 @@ class AimRunWriter:
 
         self._call(action)
 
-    def close(self, status: Status, error: str | None) -> None:
+    def close(self, status: Status, error: str | None, ended_at: float | None = None) -> None:
+        """Record the status and end the run (Aim's ``end_time``: ``ended_at`` when given, else
+        now)."""
         if self._closed:
             return
 
@@ -199,7 +201,7 @@ class AimRunWriter:
         with self._lock:
             run, repo = self._run, self._repo
             assert run is not None and repo is not None
-            run.close()
+            private.close_run_at(run, None if status is Status.RUNNING else ended_at)
             self._closed = True
             try:
                 private.index_run(repo, self._hash)

@@ -11,6 +11,8 @@ Mapping (everything native to Aim):
   go to a block ``{"status": ..., "error": ...}`` at ``run["__system_params", "track"]`` (the
   params Aim's UI does not list; older runs have it at ``__track__``), Aim's ``end_time`` is set by
   ``Run.close``, and a finished run also reports ``report_successful_finish()``;
+- start and end times -> Aim's ``creation_time`` and ``end_time`` (a copied run gets the
+  source run's: ``RunSpec.created_at``, ``close(..., ended_at=)``);
 - artifacts -> Aim artifacts (``set_artifacts_uri``; default ``file://<repo>/.aim-artifacts``
   for a local repo and for an Aim server on this machine).
 
@@ -75,6 +77,7 @@ _BASE_CAPABILITIES: Final = frozenset(
         Capability.BATCH_WRITES,
         Capability.ARCHIVE,
         Capability.WRITER_PROCESS,
+        Capability.RUN_TIMES,
     }
 )
 
@@ -213,12 +216,12 @@ class AimBackend:
         *,
         force: bool = False,
         experiment: str | None = None,
+        created_at: float | None = None,
     ) -> Any:
         options = self._options
 
         def open_run() -> Any:
-            return AimRun(
-                run_hash,
+            arguments: dict[str, Any] = dict(
                 repo=repo,
                 experiment=experiment,
                 force_resume=force or options.force_resume,
@@ -226,6 +229,9 @@ class AimBackend:
                 log_system_params=options.log_system_params,
                 capture_terminal_logs=options.capture_terminal_logs,
             )
+            if created_at is not None and run_hash is None:  # a new run with a given start
+                return private.run_starting_at(AimRun, created_at, **arguments)
+            return AimRun(run_hash, **arguments)
 
         if run_hash is not None:
             private.forget_run_list_cache()
@@ -253,7 +259,9 @@ class AimBackend:
         repo = self._open_repo()
         remote = private.is_remote(repo)
         try:
-            run = self._open_run(repo, None, experiment=spec.experiment)
+            run = self._open_run(
+                repo, None, experiment=spec.experiment, created_at=spec.created_at
+            )
             if spec.name is not None:
                 run.name = spec.name
             if spec.description is not None:

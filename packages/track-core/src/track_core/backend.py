@@ -41,6 +41,12 @@ class Capability(enum.Enum):
     #: this process reads, so writes can run in a child process (``WriterOptions.process``).
     #: Not the ``memory`` backend: its store lives in one process.
     WRITER_PROCESS = "writer_process"
+    #: The backend keeps the start and end times it is given (what ``track copy`` needs to
+    #: copy them): a new run starts at ``RunSpec.created_at`` when it is set, the writer is a
+    #: ``TimedRunWriter`` (``close(..., ended_at=)`` ends the run at that time) and the reader a
+    #: ``TimedRunReader`` (``created_at``, ``ended_at``). A backend without it starts and ends
+    #: runs at the time of the calls, and is never given ``ended_at``.
+    RUN_TIMES = "run_times"
 
 
 class TrackedPoint(NamedTuple):
@@ -78,6 +84,9 @@ class RunSpec:
     name: str | None = None
     description: str | None = None
     tags: frozenset[str] = frozenset()
+    #: When the run started (seconds since the epoch): set by ``track copy`` to the source
+    #: run's start. None: now. Only a backend with ``Capability.RUN_TIMES`` reads it.
+    created_at: float | None = None
 
 
 @attrs.frozen
@@ -89,6 +98,9 @@ class RunInfo:
     name: str | None
     status: Status
     created_at: float | None = None
+    #: When the run ended (seconds since the epoch); None while it runs, or where the backend
+    #: does not say.
+    ended_at: float | None = None
 
 
 @runtime_checkable
@@ -145,6 +157,16 @@ class RunWriter(Protocol):
 
 
 @runtime_checkable
+class TimedRunWriter(RunWriter, Protocol):
+    """The writer of a backend with ``Capability.RUN_TIMES``: it can end a run at a given time."""
+
+    def close(self, status: Status, error: str | None, ended_at: float | None = None) -> None:
+        """As ``RunWriter.close``; ``ended_at`` (seconds since the epoch) is the end time to
+        record, None: now. A run closed as ``RUNNING`` (an unfinished copy) may ignore it."""
+        ...
+
+
+@runtime_checkable
 class RunReader(Protocol):
     """Reads one stored run back."""
 
@@ -190,6 +212,21 @@ class RunReader(Protocol):
         ...
 
     def artifact_bytes(self, name: str) -> bytes: ...
+
+
+@runtime_checkable
+class TimedRunReader(RunReader, Protocol):
+    """The reader of a backend with ``Capability.RUN_TIMES``: the run's start and end times."""
+
+    @property
+    def created_at(self) -> float | None:
+        """When the run started (seconds since the epoch)."""
+        ...
+
+    @property
+    def ended_at(self) -> float | None:
+        """When the run ended (seconds since the epoch); None while it runs."""
+        ...
 
 
 @runtime_checkable

@@ -245,8 +245,7 @@ def _runs(arguments: argparse.Namespace, out: TextIO) -> int:
                     _exit_code(error),
                 ) from None
             sequences = None if reader is None else len(reader.sequences())
-            ended = getattr(info, "ended_at", None)  # where the contract gives it
-            records.append((info, sequences, _run_duration(info, ended)))
+            records.append((info, sequences, _run_duration(info, info.ended_at)))
     finally:
         backend.close()
     if arguments.json:

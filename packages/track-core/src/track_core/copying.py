@@ -4,8 +4,9 @@ A copy goes through the backend contract only (``Backend.read_run`` on the sourc
 ``create_run`` / ``resume_run`` and a ``RunWriter`` on the destination), so any two backends that
 pass the conformance kit can be copied between, and every point keeps its step, epoch and
 timestamp. What a run holds is copied: name, description, experiment, tags, params, every
-sequence (scalars, images, texts, distributions), artifacts, the archived flag, and last of all
-the end status and error.
+sequence (scalars, images, texts, distributions), artifacts, the archived flag, the start and
+end times (where both backends keep them: ``Capability.RUN_TIMES``), and last of all the end
+status and error.
 
 The copy is tagged ``track.source=<source backend name>:<source run id>``; copying again finds
 that tag and brings the copy up to date (or skips it when nothing changed) instead of making a
@@ -24,7 +25,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Final, TypeVar
+from typing import IO, Final, TypeVar, cast
 
 import attrs
 
@@ -36,6 +37,8 @@ from track_core.backend import (
     RunSpec,
     RunWriter,
     SequenceInfo,
+    TimedRunReader,
+    TimedRunWriter,
     TrackedPoint,
 )
 from track_core.context import Context
@@ -54,6 +57,7 @@ __all__ = [
     "copy_run",
     "copy_runs",
     "run_differences",
+    "run_times",
     "source_tag",
 ]
 
@@ -63,6 +67,8 @@ SOURCE_TAG_PREFIX: Final = "track.source="
 COPYING_TAG: Final = "track.copying"
 #: Points per ``write_points`` call.
 BATCH_SIZE: Final = 1000
+#: How far apart two run times may be and still be the same (MLflow keeps milliseconds).
+TIME_TOLERANCE: Final = 0.001
 
 _KIND_CAPABILITY: Final = {
     ValueKind.IMAGE: Capability.IMAGES,
@@ -236,6 +242,20 @@ def _retrying(call: Callable[[], T], attempts: int, delay: float) -> T:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def run_times(backend: Backend, reader: RunReader) -> tuple[float | None, float | None]:
+    """A stored run's start and end times, where ``backend`` keeps them (else None, None)."""
+    if Capability.RUN_TIMES not in backend.capabilities:
+        return None, None
+    timed = cast(TimedRunReader, reader)
+    return timed.created_at, timed.ended_at
+
+
+def _same_time(a: float | None, b: float | None, tolerance: float = TIME_TOLERANCE) -> bool:
+    if a is None or b is None:
+        return a is b
+    return abs(a - b) <= tolerance
+
+
 def _describe(name: str, context: Context) -> str:
     return f"sequence {name!r} {context.to_dict()}" if context else f"sequence {name!r}"
 
@@ -251,10 +271,20 @@ def _sequence_problem(dest: Backend, info: SequenceInfo) -> str | None:
     return None
 
 
-def _up_to_date(reader: RunReader, copy: RunReader, dest: Backend, tags: frozenset[str]) -> bool:
-    """Whether ``copy`` holds everything of ``reader`` (without reading any point)."""
+def _up_to_date(
+    reader: RunReader,
+    copy: RunReader,
+    dest: Backend,
+    tags: frozenset[str],
+    ended_at: float | None,
+) -> bool:
+    """Whether ``copy`` holds everything of ``reader`` (without reading any point); ``ended_at``
+    is the source run's end time (None where the source does not keep it)."""
     if COPYING_TAG in copy.tags or copy.status is not reader.status or copy.error != reader.error:
         return False
+    if ended_at is not None and Capability.RUN_TIMES in dest.capabilities:
+        if not _same_time(run_times(dest, copy)[1], ended_at):
+            return False
     if frozenset(copy.tags) != tags or dict(copy.params) != dict(reader.params):
         return False
     for attribute in ("name", "description"):
@@ -348,16 +378,23 @@ class _RunCopier:
         sequences = list(reader.sequences())
         self.progress.run(position, reader.name or reader.id, len(sequences))
         existing = self.index.find(tag)
+        created_at, ended_at = run_times(self.source, reader)
         done: dict[tuple[str, Context], int] = {}
         present: set[str] = set()
         if existing is None:
-            spec = RunSpec(reader.experiment, reader.name, reader.description, tags | {COPYING_TAG})
+            spec = RunSpec(
+                reader.experiment,
+                reader.name,
+                reader.description,
+                tags | {COPYING_TAG},
+                created_at=created_at,
+            )
             writer = self.write(lambda: self.dest.create_run(spec))
             self.index.add(tag, writer.id)
             action = CopyAction.CREATED
         else:
             copy = self.dest.read_run(existing)
-            if _up_to_date(reader, copy, self.dest, tags):
+            if _up_to_date(reader, copy, self.dest, tags, ended_at):
                 return CopyResult(reader.id, existing, CopyAction.SKIPPED, 0, len(sequences), 0)
             if Capability.RESUME not in self.dest.capabilities:
                 raise CopyError(
@@ -377,7 +414,7 @@ class _RunCopier:
                 self.write(lambda: writer.set_description(reader.description))  # type: ignore[arg-type]
             action = CopyAction.UPDATED
         try:
-            return self._fill(reader, writer, action, sequences, done, present, tags)
+            return self._fill(reader, writer, action, sequences, done, present, tags, ended_at)
         except BaseException:
             # Release the destination run; its status stays unwritten (RUNNING, or what the
             # backend shows for a run closed early) and the COPYING tag marks it unfinished.
@@ -396,8 +433,17 @@ class _RunCopier:
         done: Mapping[tuple[str, Context], int],
         present: set[str],
         tags: frozenset[str],
+        ended_at: float | None,
     ) -> CopyResult:
         not_copied: list[NotCopied] = []
+        if Capability.RUN_TIMES in self.source.capabilities:
+            if Capability.RUN_TIMES not in self.dest.capabilities:
+                not_copied.append(
+                    NotCopied(
+                        "the start and end times",
+                        f"the {self.dest.name} backend keeps the times of its own calls",
+                    )
+                )
         params = dict(reader.params)
         if params:
             self.write(lambda: writer.set_params(params))
@@ -430,7 +476,16 @@ class _RunCopier:
                     NotCopied("the archived flag", f"the {self.dest.name} backend cannot archive")
                 )
         self.write(lambda: writer.set_tags(tags))
-        self.write(lambda: writer.close(reader.status, reader.error))
+        status, error = reader.status, reader.error
+        if (
+            ended_at is not None
+            and status is not Status.RUNNING
+            and Capability.RUN_TIMES in self.dest.capabilities
+        ):
+            timed = cast(TimedRunWriter, writer)
+            self.write(lambda: timed.close(status, error, ended_at=ended_at))
+        else:
+            self.write(lambda: writer.close(status, error))
         return CopyResult(
             reader.id,
             writer.id,
@@ -649,12 +704,15 @@ def run_differences(
     timestamp_tolerance: float = 0.0,
     check_status: bool = True,
     check_archived: bool = True,
+    check_times: bool = True,
 ) -> list[str]:
     """What differs between two stored runs, as readable lines (empty when they are equal).
 
     Tags of copies (``track.source=...``) are left out, as are a name or description the original
     lacks (a backend may give runs a name of its own). ``timestamp_tolerance`` allows for a
-    backend that keeps timestamps less precisely (MLflow keeps milliseconds: 0.0005)."""
+    backend that keeps timestamps less precisely (MLflow keeps milliseconds: 0.0005). The start
+    and end times (``check_times``) are compared where both readers give them
+    (``TimedRunReader``), to the millisecond."""
     found: list[str] = []
 
     def differ(what: str, a: object, b: object) -> None:
@@ -677,6 +735,13 @@ def run_differences(
         differ("error", original.error, copy.error)
     if check_archived:
         differ("archived", original.archived, copy.archived)
+    if check_times:
+        tolerance = max(timestamp_tolerance, TIME_TOLERANCE)
+        for attribute in ("created_at", "ended_at"):
+            if hasattr(original, attribute) and hasattr(copy, attribute):
+                a, b = getattr(original, attribute), getattr(copy, attribute)
+                if not _same_time(a, b, tolerance):
+                    found.append(f"{attribute}: {a!r} != {b!r}")
     ours = {(i.name, Context.of(i.context)): i for i in original.sequences()}
     theirs = {(i.name, Context.of(i.context)): i for i in copy.sequences()}
     differ(

@@ -48,6 +48,7 @@ class StoredRun:
     description: str | None
     tags: frozenset[str]
     created_at: float
+    ended_at: float | None = None
     status: Status = Status.RUNNING
     error: str | None = None
     archived: bool = False
@@ -144,11 +145,15 @@ class MemoryRunWriter:
             self._store.check_available()
             self._run.artifacts[name] = data
 
-    def close(self, status: Status, error: str | None) -> None:
+    def close(self, status: Status, error: str | None, ended_at: float | None = None) -> None:
         with self._store.lock:
             self._store.check_available()
             self._run.status = status
             self._run.error = error
+            if status is Status.RUNNING:  # released unfinished (a copy cut short): not ended
+                self._run.ended_at = None
+            else:
+                self._run.ended_at = time.time() if ended_at is None else float(ended_at)
 
 
 def _sequence_infos(run: StoredRun) -> list[SequenceInfo]:
@@ -196,6 +201,14 @@ class MemoryRunReader:
         return self._run.archived
 
     @property
+    def created_at(self) -> float | None:
+        return self._run.created_at
+
+    @property
+    def ended_at(self) -> float | None:
+        return self._run.ended_at
+
+    @property
     def params(self) -> Mapping[str, Param]:
         with self._store.lock:
             return copy.deepcopy(self._run.params)
@@ -225,7 +238,7 @@ class MemoryRunReader:
 @attrs.define
 class MemoryBackend:
     """The reference backend: stores everything in this process; every capability but REMOTE
-    and WRITER_PROCESS."""
+    and WRITER_PROCESS (RUN_TIMES included: a run keeps the start and end times it is given)."""
 
     _store: MemoryStore
     _location: str = "default"
@@ -261,7 +274,7 @@ class MemoryBackend:
                 name=spec.name,
                 description=spec.description,
                 tags=spec.tags,
-                created_at=time.time(),
+                created_at=time.time() if spec.created_at is None else float(spec.created_at),
             )
             self._store.runs[run.id] = run
             return MemoryRunWriter(self._store, run)
@@ -271,13 +284,14 @@ class MemoryBackend:
         with self._store.lock:
             run.status = Status.RUNNING
             run.error = None
+            run.ended_at = None
         return MemoryRunWriter(self._store, run)
 
     def list_runs(self, experiment: str | None = None) -> Sequence[RunInfo]:
         with self._store.lock:
             runs = sorted(self._store.runs.values(), key=lambda run: run.created_at)
             return [
-                RunInfo(run.id, run.experiment, run.name, run.status, run.created_at)
+                RunInfo(run.id, run.experiment, run.name, run.status, run.created_at, run.ended_at)
                 for run in runs
                 if experiment is None or run.experiment == experiment
             ]

@@ -118,8 +118,9 @@ class FaultyRunWriter:
     def set_archived(self, archived: bool) -> None:
         self._call("set_archived", archived)
 
-    def close(self, status: Status, error: str | None) -> None:
-        self._call("close", status, error)
+    def close(self, status: Status, error: str | None, ended_at: float | None = None) -> None:
+        # ``ended_at`` is given only where the inner backend keeps run times (RUN_TIMES)
+        self._call("close", status, error, *(() if ended_at is None else (ended_at,)))
 
 
 class FaultyBackend:
