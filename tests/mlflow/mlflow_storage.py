@@ -74,6 +74,20 @@ class MlflowStorageReader:
         return _STATUS[self._run.info.status]
 
     @property
+    def created_at(self) -> float | None:
+        """MlflowClient's ``info.start_time`` (ms), in seconds."""
+        start = self._run.info.start_time
+        return None if start is None else start / 1000.0
+
+    @property
+    def ended_at(self) -> float | None:
+        """MlflowClient's ``info.end_time`` (ms), in seconds; None while the run runs."""
+        end = self._run.info.end_time
+        if end is None or self._run.info.status == "RUNNING":
+            return None
+        return end / 1000.0
+
+    @property
     def archived(self) -> bool:
         return self._tags.get("track.archived") == "true"
 

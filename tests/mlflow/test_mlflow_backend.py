@@ -428,3 +428,40 @@ def test_history_and_latest_values_whatever_order_rows_are_sent_in(
     assert [(m.step, m.value) for m in lr] == [(s, float(count - s)) for s in range(count)]
     assert [(p.step, p.epoch) for p in epochs] == [(s, s // 1000) for s in range(count)]
     assert latest == {"loss :: subset: train": (count - 1) * 0.5, "lr": 1.0}  # lr: the last step
+
+
+def test_a_copied_run_keeps_its_start_and_end_times_in_mlflow(backend: MlflowBackend) -> None:
+    """A run copied into MLflow starts and ends when the source run did (MLflow's own
+    ``start_time`` / ``end_time``); copied back to memory, they come back to the millisecond."""
+    from track_core.copying import copy_run
+    from track_core.memory import MemoryBackend, MemoryStore
+
+    source = MemoryBackend(MemoryStore(), "timed-source")
+    with track.start_run(source, enabled=True, experiment="times") as run:
+        run.track(1.0, "loss", step=0)
+    stored = source.store.runs[run.id]
+    stored.created_at, stored.ended_at = 1_600_000_000.1234, 1_600_007_200.9876
+    there = copy_run(run.id, source, backend)
+    assert there.complete, there
+    info = MlflowClient(backend.tracking_uri).get_run(there.dest_id).info
+    assert (info.start_time, info.end_time) == (1_600_000_000_123, 1_600_007_200_988)
+    assert info.status == "FINISHED"
+    (listed,) = backend.list_runs("times")
+    assert (listed.created_at, listed.ended_at) == (1_600_000_000.123, 1_600_007_200.988)
+    back_to = MemoryBackend(MemoryStore(), "timed-back")
+    back = copy_run(there.dest_id, backend, back_to)
+    returned = back_to.store.runs[back.dest_id]
+    assert (returned.created_at, returned.ended_at) == (1_600_000_000.123, 1_600_007_200.988)
+
+
+def test_a_resumed_run_has_no_end_time_until_it_ends_again(backend: MlflowBackend) -> None:
+    with track.start_run(backend, enabled=True, experiment="again") as run:
+        run.track(1.0, "loss", step=0)
+    first = backend.read_run(run.id).ended_at
+    assert first is not None
+    resumed = backend.resume_run(run.id)
+    assert backend.read_run(run.id).ended_at is None  # MLflow keeps the old end_time meanwhile
+    resumed.close(Status.FINISHED, None, ended_at=first + 60.0)
+    assert MlflowClient(backend.tracking_uri).get_run(run.id).info.end_time == round(
+        (first + 60.0) * 1000
+    )

@@ -34,7 +34,7 @@ from track_mlflow._layout import (
     label_tags,
     labels_of,
 )
-from track_mlflow._reader import MlflowRunReader, read_epochs
+from track_mlflow._reader import MlflowRunReader, milliseconds, read_epochs, run_times
 from track_mlflow._writer import MlflowRunWriter, is_missing
 from track_mlflow.errors import EscapedKeyWarning, MlflowServerUnavailableError, is_unreachable
 from track_mlflow.keys import (
@@ -124,6 +124,7 @@ class MlflowBackend:
             Capability.BATCH_WRITES,
             Capability.ARCHIVE,
             Capability.WRITER_PROCESS,
+            Capability.RUN_TIMES,
         }
         if self._where.remote:
             capabilities.add(Capability.REMOTE)
@@ -238,7 +239,10 @@ class MlflowBackend:
             tags[tag.key] = tag.value
         if self._key_style != DEFAULT_KEY_STYLE:
             tags[KEY_STYLE_TAG] = self._key_style
-        run = self._client.create_run(experiment_id, tags=tags, run_name=spec.name)
+        start = None if spec.created_at is None else milliseconds(spec.created_at)
+        run = self._client.create_run(
+            experiment_id, start_time=start, tags=tags, run_name=spec.name
+        )
         return MlflowRunWriter(
             self._client,
             run.info.run_id,
@@ -302,6 +306,7 @@ class MlflowBackend:
                 experiment_ids, max_results=1000, order_by=["start_time ASC"], page_token=token
             )
             for run in page:
+                status = MLFLOW_TO_STATUS.get(run.info.status, Status.RUNNING)
                 result.append(
                     RunInfo(
                         run.info.run_id,
@@ -309,8 +314,8 @@ class MlflowBackend:
                             self._client, run.info.experiment_id, self._experiment_names
                         ),
                         run.info.run_name,
-                        MLFLOW_TO_STATUS.get(run.info.status, Status.RUNNING),
-                        run.info.start_time / 1000.0 if run.info.start_time else None,
+                        status,
+                        *run_times(run.info, status),
                     )
                 )
             token = page.token
@@ -320,6 +325,8 @@ class MlflowBackend:
 
     def read_run(self, run_id: str) -> MlflowRunReader:
         run = self._get_run(run_id)
+        status = MLFLOW_TO_STATUS.get(run.info.status, Status.RUNNING)
+        created_at, ended_at = run_times(run.info, status)
         return MlflowRunReader(
             self._client,
             run_id,
@@ -327,9 +334,11 @@ class MlflowBackend:
             _experiment_name(self._client, run.info.experiment_id, self._experiment_names),
             run.info.run_name,
             dict(run.data.tags),
-            MLFLOW_TO_STATUS.get(run.info.status, Status.RUNNING),
+            status,
             dict(run.data.params),
             frozenset(run.data.metrics),
+            created_at=created_at,
+            ended_at=ended_at,
         )
 
     def close(self) -> None:

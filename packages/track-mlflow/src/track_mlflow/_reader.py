@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import attrs
 from mlflow.entities import Metric
@@ -35,6 +36,20 @@ from track_mlflow._layout import (
     read_metric_value,
 )
 from track_mlflow.keys import EPOCH_SUFFIX, decode_key, encode_key, is_epoch_key, key_style_of
+
+
+def milliseconds(seconds: float) -> int:
+    """A time as MLflow keeps it (integer milliseconds since the epoch)."""
+    return round(seconds * 1000)
+
+
+def run_times(info: Any, status: Status) -> tuple[float | None, float | None]:
+    """A run's start and end times in seconds, from MLflow's ``RunInfo``. A resumed run keeps
+    MLflow's old ``end_time`` while it runs again: it has no end time until it ends."""
+    start = None if info.start_time is None else info.start_time / 1000.0
+    if info.end_time is None or status is Status.RUNNING:
+        return start, None
+    return start, info.end_time / 1000.0
 
 
 def read_epochs(artifacts: RunArtifacts) -> dict[str, EpochRanges]:
@@ -115,6 +130,8 @@ class MlflowRunReader:
     _params_flat: dict[str, str]
     #: The run's metric keys (to tell runs with ``<key> :: epoch`` companion metrics).
     _metric_keys: frozenset[str] = frozenset()
+    _created_at: float | None = None
+    _ended_at: float | None = None
     _params_cache: dict[str, Param] | None = None
     _epochs_cache: dict[str, EpochRanges] | None = None
 
@@ -145,6 +162,16 @@ class MlflowRunReader:
     @property
     def archived(self) -> bool:
         return self._tags.get(TAG_ARCHIVED) == "true"
+
+    @property
+    def created_at(self) -> float | None:
+        """MLflow's ``start_time``, in seconds."""
+        return self._created_at
+
+    @property
+    def ended_at(self) -> float | None:
+        """MLflow's ``end_time``, in seconds (None while the run runs)."""
+        return self._ended_at
 
     @property
     def error(self) -> str | None:

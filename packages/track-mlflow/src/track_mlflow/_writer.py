@@ -44,7 +44,7 @@ from track_mlflow._layout import (
     label_tag_key,
     label_tags,
 )
-from track_mlflow._reader import stored_sequences
+from track_mlflow._reader import milliseconds, stored_sequences
 from track_mlflow.errors import ParamCutWarning, is_unreachable
 from track_mlflow.keys import DEFAULT_KEY_STYLE, hash_registry_entry, hashed_key
 from track_mlflow.params import fit_value, flatten_params
@@ -263,7 +263,9 @@ class MlflowRunWriter:
             shutil.copyfile(source, renamed)
             self._artifacts.put_file(renamed, directory or None)
 
-    def close(self, status: Status, error: str | None) -> None:
+    def close(self, status: Status, error: str | None, ended_at: float | None = None) -> None:
+        """End the run with ``status`` (MLflow's ``set_terminated``), at ``ended_at`` (seconds
+        since the epoch) when given, else now."""
         if error:
             tags = [RunTag(TAG_ERROR, error)]
             if len(error) > MAX_TAG_VALUE_LENGTH:
@@ -274,4 +276,5 @@ class MlflowRunWriter:
                 ]
             self._artifacts.put({ERROR_ARTIFACT: error.encode()})
             log_batch(self._client, self._run_id, tags=tags)
-        self._client.set_terminated(self._run_id, STATUS_TO_MLFLOW[status])
+        end = None if ended_at is None or status is Status.RUNNING else milliseconds(ended_at)
+        self._client.set_terminated(self._run_id, STATUS_TO_MLFLOW[status], end_time=end)
