@@ -465,3 +465,35 @@ def test_a_resumed_run_has_no_end_time_until_it_ends_again(backend: MlflowBacken
     assert MlflowClient(backend.tracking_uri).get_run(run.id).info.end_time == round(
         (first + 60.0) * 1000
     )
+
+
+def test_a_reader_lists_the_sequences_once_and_again_for_a_new_one(
+    backend: MlflowBackend,
+) -> None:
+    """``points`` looks a sequence up in the reader's last listing (one ``get_run`` for all the
+    sequences of a copy), and lists again for a sequence it does not know."""
+    writer = backend.create_run(RunSpec(experiment="listing"))
+    writer.write_points(
+        [
+            TrackedPoint(f"m{index}", Context(), ValueKind.SCALAR, step, None, 1e9 + step, 1.0)
+            for index in range(5)
+            for step in range(3)
+        ]
+    )
+    reader = backend.read_run(writer.id)
+    client = reader._client
+    calls = []
+    original = client.get_run
+
+    def counted(run_id: str) -> object:
+        calls.append(run_id)
+        return original(run_id)
+
+    client.get_run = counted  # type: ignore[method-assign,assignment]
+    infos = reader.sequences()
+    assert sum(len(reader.points(info.name, info.context)) for info in infos) == 15
+    assert len(calls) == 1
+    writer.write_points([TrackedPoint("late", Context(), ValueKind.SCALAR, 0, None, 1e9, 2.0)])
+    assert [point.value for point in reader.points("late", Context())] == [2.0]
+    with pytest.raises(KeyError, match="no sequence 'never'"):
+        reader.points("never", Context())

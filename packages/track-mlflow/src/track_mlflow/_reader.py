@@ -134,6 +134,9 @@ class MlflowRunReader:
     _ended_at: float | None = None
     _params_cache: dict[str, Param] | None = None
     _epochs_cache: dict[str, EpochRanges] | None = None
+    #: The kind of each sequence, from the last listing (``points`` looks a sequence up here,
+    #: and lists the run's sequences again only for one it does not know yet).
+    _kinds_cache: dict[tuple[str, Context], ValueKind] | None = None
 
     @property
     def id(self) -> str:
@@ -191,19 +194,26 @@ class MlflowRunReader:
         return copy.deepcopy(self._params_cache)
 
     def sequences(self) -> Sequence[SequenceInfo]:
-        return stored_sequences(self._client, self._run_id, self._artifacts)
+        infos = stored_sequences(self._client, self._run_id, self._artifacts)
+        self._kinds_cache = {(info.name, Context.of(info.context)): info.kind for info in infos}
+        return infos
+
+    def _kind(self, name: str, context: Context) -> ValueKind:
+        kind = None if self._kinds_cache is None else self._kinds_cache.get((name, context))
+        if kind is None:  # not listed yet, or new since: list the run's sequences again
+            self.sequences()
+            assert self._kinds_cache is not None
+            kind = self._kinds_cache.get((name, context))
+        if kind is None:
+            raise KeyError(
+                f"run {self._run_id} has no sequence {name!r} in context {dict(context)}"
+            )
+        return kind
 
     def points(self, name: str, context: Context) -> Sequence[Point]:
         context = Context.of(context)
         key = encode_key(name, context, key_style_of(self._tags))
-        for info in self.sequences():
-            if info.name == name and info.context == context:
-                kind = info.kind
-                break
-        else:
-            raise KeyError(
-                f"run {self._run_id} has no sequence {name!r} in context {dict(context)}"
-            )
+        kind = self._kind(name, context)
         if kind is ValueKind.SCALAR:
             companion = key + EPOCH_SUFFIX in self._metric_keys
             if self._epochs_cache is None and not companion:
