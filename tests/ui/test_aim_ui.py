@@ -1,8 +1,5 @@
 """Track's run and the same run made with ``aim.Run``, side by side in ``aim up`` (a real Aim UI
 in headless Chromium). Each test reads what a person sees on a page, for both runs.
-
-Tests marked xfail(strict=True) record where track's run does not look native yet; each names
-what must change (they fail, as XPASS, once it does: then drop the mark).
 """
 
 from __future__ import annotations
@@ -70,12 +67,6 @@ def test_nested_params_tags_and_description_on_the_overview(
     assert f"Description\n{runs.DESCRIPTION}" in text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="track-aim stores its own status as the params __track__.error / __track__.status: "
-    "the overview lists 6 params where aim.Run lists 4 (hide them from Aim's params, e.g. "
-    "under Aim's __system_params-style hidden key)",
-)
 def test_track_lists_the_same_params_as_aim(browser: Any, aim_ui: dict[str, Any]) -> None:
     track = _params(_page(browser, aim_ui, "track", "", "Description"))
     raw = _params(_page(browser, aim_ui, "aim", "", "Description"))

@@ -1,9 +1,8 @@
 """Track's run and the same run made with MLflow's client, side by side in the MLflow UI
 (``mlflow server`` on 127.0.0.1, headless Chromium). Each test reads what a person sees.
 
-Both runs are written through the server. Tests marked xfail(strict=True) record where track's
-run does not look native yet; each names what must change (they fail, as XPASS, once it does:
-then drop the mark).
+Both runs are written through the server; track's with ``key_style=slash`` (``train/loss``
+keys, so MLflow's UI makes a ``train`` and a ``val`` chart section, as for the client's run).
 """
 
 from __future__ import annotations
@@ -20,9 +19,9 @@ pytest.importorskip("mlflow")
 pytest.importorskip("track_mlflow")
 
 WHO = ("track", "mlflow")
-#: How each run's keys read: track's default keys, and keys as MLflow's docs write them.
+#: How each run's keys read: track's run uses key_style=slash, keys as MLflow's docs write them.
 LOSS_KEYS = {
-    "track": ("loss :: subset: train", "loss :: subset: val"),
+    "track": ("train/loss", "val/loss"),
     "mlflow": ("train/loss", "val/loss"),
 }
 PARAM_PREFIX = {"track": "hparams.", "mlflow": ""}
@@ -35,7 +34,10 @@ def mlflow_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
     base = tmp_path_factory.mktemp("mlflow-ui")
     with mlflow_server(base, base / "mlflow-server.log") as health:
         root = health.rsplit("/health", 1)[0]
-        ids = {"mlflow": runs.by_mlflow(root), "track": runs.by_track(f"mlflow:{root}")}
+        ids = {
+            "mlflow": runs.by_mlflow(root),
+            "track": runs.by_track(f"mlflow:{root}?key_style=slash"),
+        }
         experiment = mlflow.MlflowClient(root).get_experiment_by_name(runs.EXPERIMENT)
         assert experiment is not None
         yield {"url": root, "ids": ids, "experiment": experiment.experiment_id}
@@ -83,13 +85,6 @@ def test_train_and_val_loss_are_both_shown_and_charted(
     assert f"by-{who} ({train})" in charts
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="track-mlflow's default keys (loss :: subset: train) have no '/', so MLflow puts every "
-    "chart in one 'Model metrics' section, where train/loss-style keys make a 'train' and a "
-    "'val' section; the table truncates both keys at 'loss :: subset: t' (track-mlflow: offer a "
-    "train/loss key style)",
-)
 def test_track_metrics_are_sectioned_like_mlflows(browser: Any, mlflow_ui: dict[str, Any]) -> None:
     charts = _page(browser, mlflow_ui, "track", "/model-metrics", "Add section")
     assert re.search(r"^train\n\(\d+\)\nAdd chart", charts, re.MULTILINE)
@@ -112,11 +107,6 @@ def test_the_tag_is_listed(browser: Any, mlflow_ui: dict[str, Any], who: str) ->
     assert runs.TAG in tags.split("\n")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="track-mlflow also writes the tag 'track.tags' ([\"baseline\"]), listed in the run's "
-    "Tags beside 'baseline' (hide it: MLflow hides tags starting with 'mlflow.')",
-)
 def test_track_lists_only_the_users_tags(browser: Any, mlflow_ui: dict[str, Any]) -> None:
     text = _page(browser, mlflow_ui, "track", "", "About this run")
     tags = text.split("\nTags\n", 1)[1].split("\nRegistered models", 1)[0]
