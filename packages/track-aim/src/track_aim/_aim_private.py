@@ -44,8 +44,10 @@ from __future__ import annotations
 import contextlib
 import datetime
 import functools
+import importlib.metadata
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
@@ -56,14 +58,18 @@ from aim.sdk.objects.image import Image as AimImage
 from aim.sdk.repo import ContainerConfig, Repo
 from aim.sdk.sequence import Sequence as AimSequence
 from aim.sdk.tracker import STEP_HASH_FUNCTIONS, RunTracker
+from aim.storage.container import Container
+from aim.storage.containertreeview import ContainerTreeView
 from aim.storage.context import Context as AimContext
 from aim.storage.object import CustomObject
+from aim.storage.prefixview import PrefixView
 from aim.storage.types import BLOB
 
-from track_aim._errors import AimServerUnavailableError
+from track_aim._errors import AimServerUnavailableError, AimVersionWarning
 
 __all__ = [
     "AimContext",
+    "BatchCache",
     "MissingRunError",
     "ReadSession",
     "StoredRun",
@@ -71,6 +77,7 @@ __all__ = [
     "aim_image",
     "artifacts_uri_of",
     "close_remote",
+    "direct_batches",
     "forget_remote",
     "forget_run_list_cache",
     "image_png",
@@ -551,41 +558,198 @@ def read_session(repo: Repo) -> Iterator[ReadSession]:
 # -- batches ------------------------------------------------------------------------------------
 
 #: Points stored between two offers of the GIL to other threads (the training loop).
-YIELD_EVERY: Final = 16
+YIELD_EVERY: Final = 64
+
+#: Aim versions whose storage layout the direct batch path was checked against (tests/aim/
+#: test_batch_path.py writes the same data through it and through ``Run.track`` and compares).
+KNOWN_VERSIONS: Final = ("3.29.",)
+
+_direct_batches: bool | None = None
+
+
+def aim_version() -> str:
+    return str(importlib.metadata.version("aim"))
+
+
+def direct_batches(version: str | None = None) -> bool:
+    """Whether this Aim's storage is one the direct batch path knows (decided once per process).
+
+    On another version every value goes through Aim's own per-value ``RunTracker._track`` (the
+    body of ``Run.track``, given the core's timestamp), and one ``AimVersionWarning`` says so.
+    """
+    global _direct_batches
+    if version is None and _direct_batches is not None:
+        return _direct_batches
+    found = aim_version() if version is None else version
+    known = found.startswith(KNOWN_VERSIONS)
+    if not known:
+        warnings.warn(
+            f"track_aim writes batches straight into the storage of Aim {', '.join(v + 'x' for v in KNOWN_VERSIONS)}; "
+            f"this is Aim {found}, so each value goes through Aim's own Run.track path (slower)",
+            AimVersionWarning,
+            stacklevel=2,
+        )
+    if version is None:
+        _direct_batches = known
+    return known
+
+
+@attrs.define
+class BatchCache:
+    """What ``track_batch`` keeps between the batches of one open run: the ``aim.Context`` of
+    each core context, and the storage keys of each metric sequence (drop it with the run)."""
+
+    contexts: dict[Any, Any] = attrs.field(factory=dict)
+    #: ``SequenceInfo`` -> (val, epoch, time, step key prefixes, RocksDB container), or None
+    #: where the sequence is not a metric stored the way the direct path knows.
+    keys: dict[Any, Any] = attrs.field(factory=dict)
+
+    def clear(self) -> None:
+        self.contexts.clear()
+        self.keys.clear()
 
 
 def track_batch(
-    run: Any, points: Sequence[Any], contexts: dict[Any, Any], convert: Callable[[Any], Any]
+    run: Any, points: Sequence[Any], cache: BatchCache, convert: Callable[[Any], Any]
 ) -> None:
     """Aim's ``RunTracker._track`` for many values, with the core's timestamps.
 
-    ``points`` are track_core ``TrackedPoint``s, stored as ``convert(point.value)`` in one
-    ``atomic_track`` (one RocksDB write batch locally, one message to a
-    server). Aim's ``run.track()`` rewrites a sequence's summary (last, last_step, max, min) in
-    the run's meta tree at every value; here only the last write of each key is kept and
-    written at the end: the same stored run, about half of the writes.
+    ``points`` are track_core ``TrackedPoint``s, stored as ``convert(point.value)``. Aim's
+    ``run.track()`` rewrites a sequence's summary (last, last_step, max, min) in the run's meta
+    tree at every value; here only the last write of each key is kept and written at the end:
+    the same stored run, far fewer writes.
+
+    In a local repository each value of a metric (an int or float sequence) is one RocksDB
+    ``put`` of exactly the key and encoded value that Aim's ``TreeArrayView.__setitem__``
+    writes, for ``val``, ``epoch``, ``time`` and ``step``, all in one write batch committed at
+    the end of the batch, and the summary is one more write batch to the meta chunk (Aim commits
+    each of these writes on its own). Aim also deletes the key's range (and its blob's) before
+    each put, which clears the sub-keys an earlier value at that step left: a metric's value is
+    one key with no sub-keys and no blob, so what any reader sees is the same without those
+    range deletions. Other values (images, texts, distributions) are written as Aim writes them.
+    To a server each batch is one message (``atomic_track``).
     """
     tracker = run._tracker
+    if not direct_batches():
+        _track_per_value(run, tracker, points, cache, convert)
+        return
+    remote = is_remote(run.repo)
     summary = _CoalescedWrites()
     batch_tracker = _BatchTracker(tracker.sequence_infos, tracker.meta_tree, summary)
     update_sequence_info: Any = RunTracker._update_sequence_info  # called with a stand-in self
+    series = None if remote else _SeriesBatch()
+    contexts, keys_of = cache.contexts, cache.keys
+    infos = tracker.sequence_infos
     with run.repo.atomic_track(run.hash):
-        for index, point in enumerate(points):
-            if index % YIELD_EVERY == YIELD_EVERY - 1:
-                time.sleep(0)  # let a waiting training thread have the GIL now, not in 5 ms
-            aim_context = contexts.get(point.context)
-            if aim_context is None:
-                aim_context = contexts[point.context] = AimContext(point.context.to_dict())
-            value = convert(point.value)
-            name = point.name
-            ctx_id = aim_context.idx
-            seq_info = tracker.sequence_infos[ctx_id, name]
-            if not seq_info.initialized:
-                tracker._init_sequence_info(ctx_id, name, value)
-            tracker._update_context_data(aim_context)
-            update_sequence_info(batch_tracker, ctx_id, name, value, point.step)
-            tracker._add_value(seq_info, value, point.step, point.epoch, point.timestamp)
-        summary.write_to(tracker.meta_run_tree)
+        try:
+            for index, point in enumerate(points):
+                if index % YIELD_EVERY == YIELD_EVERY - 1:
+                    time.sleep(0)  # let a waiting training thread have the GIL now, not in 5 ms
+                aim_context = contexts.get(point.context)
+                if aim_context is None:
+                    aim_context = contexts[point.context] = AimContext(point.context.to_dict())
+                value = convert(point.value)
+                name = point.name
+                ctx_id = aim_context.idx
+                step = point.step
+                seq_info = infos[ctx_id, name]
+                if not seq_info.initialized:
+                    tracker._init_sequence_info(ctx_id, name, value)
+                tracker._update_context_data(aim_context)
+                update_sequence_info(batch_tracker, ctx_id, name, value, step)
+                if series is not None and type(value) in _METRIC_TYPES:
+                    keys = keys_of.get(seq_info, False)
+                    if keys is False:
+                        keys = keys_of[seq_info] = _metric_keys(seq_info)
+                    if keys is not None:
+                        series.put(keys, seq_info.step_hash_fn(step), value, step, point)
+                        continue
+                tracker._add_value(seq_info, value, step, point.epoch, point.timestamp)
+        finally:
+            # What was stored before a value Aim refused stays stored, as with Run.track, and
+            # the summary matches it (the tracker's in-memory summary already counts it).
+            if series is not None:
+                series.commit()
+            summary.write_to(tracker.meta_run_tree, batched=not remote)
+
+
+def _track_per_value(
+    run: Any, tracker: Any, points: Sequence[Any], cache: BatchCache, convert: Callable[[Any], Any]
+) -> None:
+    """Each value through Aim's own ``RunTracker._track`` (``Run.track``'s body)."""
+    contexts = cache.contexts
+    with run.repo.atomic_track(run.hash):
+        for point in points:
+            context = contexts.get(point.context)
+            if context is None:
+                context = contexts[point.context] = point.context.to_dict()
+            tracker._track(
+                convert(point.value),
+                point.timestamp,
+                point.name,
+                point.step,
+                point.epoch,
+                context=context,
+            )
+
+
+#: The Python types of the values Aim stores as metrics (version-2 sequences).
+_METRIC_TYPES: Final = frozenset({int, float})
+# Compiled modules of Aim (and its RocksDB binding) that carry no type information.
+aimrocks: Any = importlib.import_module("aimrocks")
+RocksContainer: Any = importlib.import_module("aim.storage.rockscontainer").RocksContainer
+_encoding: Any = importlib.import_module("aim.storage.encoding")
+_encode: Final = _encoding.encode
+_encode_path: Final = _encoding.encode_path
+
+
+def _metric_keys(seq_info: Any) -> tuple[bytes, bytes, bytes, bytes, Any] | None:
+    """The key prefixes of a metric sequence's four arrays in its series container, as Aim's
+    ``TreeArrayView`` of each writes them (None if they are not laid out as Aim 3.29 does)."""
+    if seq_info.version != 2 or seq_info.step_view is None:
+        return None
+    views = (seq_info.val_view, seq_info.epoch_view, seq_info.time_view, seq_info.step_view)
+    prefixes, containers = [], set()
+    for view in views:
+        tree = getattr(view, "tree", None)
+        if type(tree) is not ContainerTreeView or type(tree.container) is not PrefixView:
+            return None
+        prefixes.append(tree.container.prefix)
+        containers.add(tree.container.parent)
+    if len(containers) != 1:
+        return None
+    (container,) = containers
+    if type(container) is not RocksContainer:
+        return None
+    return (*prefixes, container)  # type: ignore[return-value]
+
+
+class _SeriesBatch:
+    """One RocksDB write batch per series container, committed at the end of a batch."""
+
+    __slots__ = ("_batches",)
+
+    def __init__(self) -> None:
+        self._batches: dict[int, tuple[Any, Any]] = {}
+
+    def put(self, keys: Any, step_hash: int, value: Any, step: int, point: Any) -> None:
+        val_key, epoch_key, time_key, step_key, container = keys
+        entry = self._batches.get(id(container))
+        if entry is None:
+            entry = self._batches[id(container)] = (container, aimrocks.WriteBatch())
+        put = entry[1].put
+        index = _encode_path(step_hash)
+        # TreeArrayView.__setitem__ -> ContainerTreeView.set -> RocksContainer.set of each
+        # array, in RunTracker._add_value's order.
+        put(val_key + index, _encode(value))
+        put(epoch_key + index, _encode(point.epoch))
+        put(time_key + index, _encode(point.timestamp))
+        put(step_key + index, _encode(step))
+
+    def commit(self) -> None:
+        batches, self._batches = self._batches, {}
+        for container, batch in batches.values():
+            container.commit(batch)
 
 
 class _CoalescedWrites:
@@ -599,9 +763,60 @@ class _CoalescedWrites:
     def __setitem__(self, path: Any, value: Any) -> None:
         self._pending[path] = value
 
-    def write_to(self, tree: Any) -> None:
-        for path, value in self._pending.items():
-            tree[path] = value
+    def write_to(self, tree: Any, batched: bool) -> None:
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, {}
+        target, commit = _batched_tree(tree) if batched else (tree, None)
+        for path, value in pending.items():
+            target[path] = value
+        if commit is not None:
+            commit()
+
+
+class _SharedBatch(Container):
+    """A container that puts every write of Aim's ``ContainerTreeView.set`` (its range
+    deletions included) into one RocksDB write batch, committed by ``commit_all``."""
+
+    def __init__(self, container: Any) -> None:
+        self._container = container
+        self._batch = aimrocks.WriteBatch()
+
+    def batch(self) -> Any:
+        return self._batch
+
+    def commit(self, batch: Any) -> None:
+        """Aim commits after each tree write; the shared batch waits for ``commit_all``."""
+
+    def commit_all(self) -> None:
+        batch, self._batch = self._batch, aimrocks.WriteBatch()
+        self._container.commit(batch)
+
+    def set(self, key: bytes, value: Any, store_batch: Any = None) -> None:
+        self._container.set(key, value, store_batch=self._batch)
+
+    def delete(self, key: bytes, store_batch: Any = None) -> None:
+        self._container.delete(key, store_batch=self._batch)
+
+    def delete_range(self, begin: bytes, end: bytes, store_batch: Any = None) -> None:
+        self._container.delete_range(begin, end, store_batch=self._batch)
+
+    def view(self, prefix: bytes = b"") -> Any:
+        return PrefixView(prefix=prefix, container=self)
+
+
+def _batched_tree(tree: Any) -> tuple[Any, Callable[[], None] | None]:
+    """A tree writing where ``tree`` writes, with Aim's own tree code, in one write batch; and
+    its commit. ``(tree, None)`` where ``tree`` is not laid out as Aim 3.29 does."""
+    container = getattr(tree, "container", None)
+    if type(tree) is not ContainerTreeView or type(container) is not PrefixView:
+        return tree, None
+    if type(container.parent) is not RocksContainer:
+        return tree, None
+    shared = _SharedBatch(container.parent)
+    return ContainerTreeView(
+        PrefixView(prefix=container.prefix, container=shared)
+    ), shared.commit_all
 
 
 @attrs.frozen

@@ -19,7 +19,6 @@ from track_aim._mapping import STATUS_PATH, status_param, tag_names
 from track_aim._reader import sequence_infos
 from track_aim._remote import check_server, is_connection_error
 from track_core.backend import SequenceInfo, TrackedPoint
-from track_core.context import Context
 from track_core.params import Param
 from track_core.status import Status
 
@@ -39,14 +38,14 @@ _HEALTHY_FOR: Final = 2.0
 REMOTE_CHUNK: int = 10
 
 
-def track_batch(run: Any, points: Sequence[TrackedPoint], contexts: dict[Context, Any]) -> None:
+def track_batch(run: Any, points: Sequence[TrackedPoint], cache: private.BatchCache) -> None:
     """Store points with Aim's tracker and the core's timestamps; to a server in messages of
     ``REMOTE_CHUNK`` points."""
     if not private.is_remote(run.repo):
-        private.track_batch(run, points, contexts, to_aim)
+        private.track_batch(run, points, cache, to_aim)
         return
     for start in range(0, len(points), REMOTE_CHUNK):
-        private.track_batch(run, points[start : start + REMOTE_CHUNK], contexts, to_aim)
+        private.track_batch(run, points[start : start + REMOTE_CHUNK], cache, to_aim)
 
 
 def wait_acknowledged(repo: Repo, timeout: float, connect_timeout: float) -> None:
@@ -65,7 +64,7 @@ class AimRunWriter:
     _repo: Repo | None
     _closed: bool = False
     _last_ok: float = 0.0
-    _contexts: dict[Context, Any] = attrs.field(factory=dict)
+    _cache: private.BatchCache = attrs.field(factory=private.BatchCache)
     _lock: threading.Lock = attrs.field(factory=threading.Lock)
 
     @property
@@ -98,7 +97,7 @@ class AimRunWriter:
                 private.abandon_remote(repo, None)
                 raise
             self._repo = repo
-            self._contexts.clear()
+            self._cache.clear()
             logger.info("track_aim: reconnected to %s, run %s", self._backend.location, self._hash)
         elif self._remote() and time.monotonic() - self._last_ok > _HEALTHY_FOR:
             check_server(self._backend.options.repo, self._backend.options.connect_timeout)
@@ -144,7 +143,7 @@ class AimRunWriter:
 
     def write_points(self, points: Sequence[TrackedPoint]) -> None:
         if points:
-            self._call(lambda run: track_batch(run, points, self._contexts))
+            self._call(lambda run: track_batch(run, points, self._cache))
 
     def set_params(self, params: Mapping[str, Param]) -> None:
         def action(run: Any) -> None:
