@@ -523,3 +523,49 @@ def test_several_backends_in_the_logger_block(write_config: WriteConfig) -> None
         assert reader.status is track.Status.FINISHED
         assert sorted(points(reader, "score", VAL)) == [0, 2, 4]
     assert first.params == second.params
+
+
+def test_system_metrics_from_the_logger_block(write_config: WriteConfig) -> None:
+    """``system_metrics = true`` with an interval samples the machine into the run while spaCy
+    trains (the memory backend's neutral names, ``system/...``)."""
+    pytest.importorskip("psutil")
+    experiment = unique_experiment()
+    config_path = write_config(
+        {
+            "backend": "memory",
+            "experiment_name": experiment,
+            "system_metrics": True,
+            "system_metrics_interval": 0.1,
+        },
+        max_steps=12,
+        eval_frequency=4,
+    )
+    train(config_path)
+    reader = only_run(experiment)
+    system = {info.name: info for info in reader.sequences() if info.name.startswith("system/")}
+    assert {"system/cpu_percent", "system/memory_percent", "system/process_memory_percent"} <= set(
+        system
+    )
+    cpu = reader.points("system/cpu_percent", track.Context())
+    assert cpu and all(0.0 <= point.value <= 100.0 for point in cpu)
+    # the model's own sequences are as without the sampler
+    assert sorted(points(reader, "score", VAL)) == [0, 4, 8, 12]
+
+
+def test_system_metrics_are_off_unless_asked(write_config: WriteConfig) -> None:
+    experiment = unique_experiment()
+    config_path = write_config(
+        {"backend": "memory", "experiment_name": experiment}, max_steps=2, eval_frequency=1
+    )
+    train(config_path)
+    assert not [i for i in only_run(experiment).sequences() if i.name.startswith("system/")]
+
+
+def test_a_bad_system_metrics_interval_fails_when_the_config_is_resolved(
+    write_config: WriteConfig,
+) -> None:
+    config_path = write_config(
+        {"backend": "memory", "system_metrics": True, "system_metrics_interval": 0.0}
+    )
+    with pytest.raises(ValueError, match="system metrics interval must be"):
+        train(config_path)

@@ -193,6 +193,7 @@ class Session:
                 run_id=settings.run_id,
                 enabled=enabled,
                 writer=settings.writer_options(),
+                system_metrics=settings.system_metrics_option(),
             )
         if not self.run.recording:  # tracking off (a no-op run), or a closed run given
             self.active = False

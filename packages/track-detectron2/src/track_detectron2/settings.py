@@ -78,6 +78,11 @@ class TrackSettings:
     ``"auto"`` (the default unless ``$TRACK_WRITER_PROCESS`` says otherwise) puts them in a
     child process where the backend allows it (Aim, MLflow), so that they never hold the
     training process's GIL; ``"off"`` keeps them in a thread; ``"on"`` warns where it cannot.
+    ``system_metrics``: sample CPU, memory, disk, network and GPUs into the run from a thread of
+    their own (``track_core.start_run(system_metrics=...)``): True at
+    ``system_metrics_interval`` seconds (None or 0: the core's default, 10 s), a number at that
+    many seconds, False off; None leaves it to the backend string's ``system_metrics=`` and
+    ``$TRACK_SYSTEM_METRICS``. In a config, ``SYSTEM_METRICS: False`` (the default) is None.
     """
 
     backend: Any = attrs.field(default=None)
@@ -95,6 +100,34 @@ class TrackSettings:
     enabled: bool | None = attrs.field(default=None)
     output_dir: str | None = attrs.field(default=None, converter=_str_or_none)
     writer_process: str | None = attrs.field(default=None, converter=_str_or_none)
+    system_metrics: bool | float | None = attrs.field(default=None)
+    system_metrics_interval: float | None = attrs.field(default=None)
+
+    @system_metrics.validator
+    def _check_system_metrics(self, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is None or isinstance(value, bool):
+            return
+        if not isinstance(value, (int, float)):
+            raise TypeError(
+                f"system_metrics must be True, False, None or a number of seconds, got {value!r}"
+            )
+        from track_core.system_metrics import check_interval
+
+        check_interval(value)
+
+    @system_metrics_interval.validator
+    def _check_interval(self, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is None or value == 0:
+            return
+        from track_core.system_metrics import check_interval
+
+        check_interval(value)
+
+    def system_metrics_option(self) -> bool | float | None:
+        """What ``track_core.start_run(system_metrics=...)`` is given."""
+        if self.system_metrics is True and self.system_metrics_interval:
+            return float(self.system_metrics_interval)
+        return self.system_metrics
 
     @writer_process.validator
     def _check_writer_process(self, attribute: attrs.Attribute[Any], value: str | None) -> None:
@@ -129,6 +162,8 @@ class TrackSettings:
             values["output_dir"] = output_dir_of(cfg)
         if isinstance(values.get("backend"), str) and not values["backend"].strip():
             values["backend"] = None
+        if values.get("system_metrics") is False:  # a config's default: not switched on here
+            values["system_metrics"] = None
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)
 
@@ -201,6 +236,8 @@ def add_track_config(cfg: Any) -> Any:
     ``"model"`` for the final checkpoint, or globs relative to the output directory.
     ``WRITE_PERIOD`` (20), ``WINDOW_SIZE`` (20), ``LOG_IMAGES`` (True), ``LOG_HISTOGRAMS`` (True),
     ``EVAL_TASKS``, ``WRITER_PROCESS`` ("" means auto): see ``TrackSettings``.
+    ``SYSTEM_METRICS`` (False; True samples system metrics into the run) and
+    ``SYSTEM_METRICS_INTERVAL`` (seconds; 0.0 is the core's default, 10 s).
     """
     defaults: dict[str, Any] = {
         "BACKEND": "",
@@ -216,6 +253,8 @@ def add_track_config(cfg: Any) -> Any:
         "LOG_HISTOGRAMS": True,
         "EVAL_TASKS": list(DEFAULT_EVAL_TASKS),
         "WRITER_PROCESS": "",
+        "SYSTEM_METRICS": False,
+        "SYSTEM_METRICS_INTERVAL": 0.0,
     }
     module = type(cfg).__module__ or ""
     if module.startswith("omegaconf"):

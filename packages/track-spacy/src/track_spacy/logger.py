@@ -65,6 +65,7 @@ class Options:
     log_latest_dir: bool
     console: bool
     progress_bar: str | None
+    system_metrics: bool | float | None = None  # as start_run takes it
 
 
 def backend_string(backend: str | None, repo: str | None) -> str | None:
@@ -102,6 +103,8 @@ def track_logger_v1(
     log_latest_dir: bool = False,
     console: bool = True,
     progress_bar: str | None = None,
+    system_metrics: bool | None = None,
+    system_metrics_interval: float | None = None,
 ) -> LoggerSetup:
     """Track a spaCy training run (losses, scores, config, renderings, models) with track.
 
@@ -125,6 +128,11 @@ def track_logger_v1(
         ``spacy train --output``); off by default, as models can be large.
     console: keep spaCy's console table (``spacy.ConsoleLogger.v3``).
     progress_bar: the console table's progress bar, ``"train"`` or ``"eval"``.
+    system_metrics: true samples CPU, memory, disk, network and GPUs into the run from a thread
+        of their own (``track_core.start_run(system_metrics=...)``; needs
+        ``track-core[system]``), false switches that off; null leaves it to the backend
+        string's ``system_metrics=`` and ``$TRACK_SYSTEM_METRICS``.
+    system_metrics_interval: seconds between samples (null: the core's default, 10 s).
     """
     if model_log_interval is not None and model_log_interval < 1:
         raise ValueError(f"model_log_interval must be >= 1 or null, got {model_log_interval}")
@@ -135,6 +143,13 @@ def track_logger_v1(
     if progress_bar not in (None, "train", "eval"):
         raise ValueError(f"progress_bar must be 'train', 'eval' or null, got {progress_bar!r}")
     styles = render.parse_styles(experiment_type) if experiment_type is not None else None
+    if system_metrics_interval is not None:
+        from track_core.system_metrics import check_interval
+
+        check_interval(system_metrics_interval)
+    sampling: bool | float | None = system_metrics
+    if system_metrics and system_metrics_interval is not None:
+        sampling = float(system_metrics_interval)
     options = Options(
         backend=backend_string(backend, repo),
         experiment=experiment_name,
@@ -154,6 +169,7 @@ def track_logger_v1(
         log_latest_dir=log_latest_dir,
         console=console,
         progress_bar=progress_bar,
+        system_metrics=sampling,
     )
 
     def setup(
@@ -249,6 +265,7 @@ class SpacyRunLogger:
             description=options.description,
             tags=options.tags or None,
             run_id=options.run_id,
+            system_metrics=options.system_metrics,
         )
         logger = cls(options, nlp, run, console, stderr, sys.exc_info()[1])
         logger._prepare()
