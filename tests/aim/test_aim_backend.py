@@ -266,3 +266,19 @@ def test_a_run_written_by_track_has_aims_own_times(tmp_path: Path) -> None:
     reader = backend.read_run(run.id)
     assert (reader.created_at, reader.ended_at) == (aim_run.creation_time, aim_run.end_time)
     assert aim_run.creation_time < aim_run.end_time
+
+
+def test_runs_with_the_old_status_param_still_read(tmp_path: Path) -> None:
+    """Runs written before the status block moved under ``__system_params`` kept it in the
+    top-level param ``__track__``: still read, and not listed among the run's params."""
+    repo = tmp_path / "repo"
+    aim.Repo.from_path(str(repo), init=True)
+    old = aim.Run(repo=str(repo), system_tracking_interval=None, capture_terminal_logs=False)
+    old["hparams"] = {"lr": 0.1}
+    old["__track__"] = {"status": "failed", "error": "Traceback: old"}
+    old_hash = old.hash
+    old.close()
+    reader = create_backend(str(repo)).read_run(old_hash)
+    assert reader.status is track.Status.FAILED
+    assert reader.error == "Traceback: old"
+    assert dict(reader.params) == {"hparams": {"lr": 0.1}}
