@@ -3,12 +3,14 @@
 Against each backend in turn (local Aim, an ``aim server``, MLflow sqlite, an ``mlflow server``;
 the servers started here on 127.0.0.1 and free ports, their stores in a temporary directory),
 a training loop paced by the wall clock calls ``run.track()`` 1,000 times per step, 10 steps per
-second (10,000 values/s), for ``--seconds`` (default 300). Each backend runs in a child process
-of its own, so its memory figures are its own. Per backend it reports:
+second (10,000 values/s), for ``--seconds`` (default 300) of wall-clock time: a backend that
+falls behind makes ``track()`` wait and so tracks fewer steps. Then ``flush()`` waits at most
+``--drain`` seconds (default 300) and ``close()`` its own bounded time. Each backend runs in a
+child process of its own, so its memory figures are its own. Per backend it reports:
 
 - ``BackPressureWarning``: whether one was raised (every warning is recorded, and listed);
 - the longest time one step's 1,000 ``track()`` calls took on the training thread (and p99), and
-  how many steps started late because the one before overran its 100 ms;
+  how many steps started more than half a period late;
 - the training process's RSS, sampled every 2 s: first, max, last, and its trend (MB per minute,
   least squares over the samples after the first 30 s: flat is about 0);
 - the lag between tracking a value and its being stored, two ways:
@@ -20,9 +22,10 @@ of its own, so its memory figures are its own. Per backend it reports:
     of what it saw (read finished minus that step's first ``track()``) bounds the lag from above;
     median and max over the polls;
 - at the end, after ``close()``: how many values the backend holds, counted through its own SDK
-  (every metric's history), against how many were tracked.
+  (every metric's history; for the Aim server its repository, read from disk), against how many
+  were tracked.
 
-    hatch run bench:sustained [--seconds 300] [--only aim-local,aim-server,mlflow-sqlite,mlflow-server]
+    hatch run bench:sustained [--seconds 300] [--drain 300] [--only aim-local,aim-server,...]
 """
 
 from __future__ import annotations
