@@ -124,11 +124,14 @@ def with_track(backend: str, sessions: list[list[Row]]) -> str:
     for rows in sessions:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", track.TrackWarning)  # NaN and infinity are said
-            with track.start_run(backend, run_id=run_id) as run:
+            # a loaded machine can take longer than the default 15 s to store a session
+            options = track.WriterOptions(close_timeout=600.0)
+            with track.start_run(backend, run_id=run_id, writer=options) as run:
                 for value, name, step, epoch, context, timestamp in rows:
                     run.track(
                         value, name, step=step, epoch=epoch, context=context, timestamp=timestamp
                     )
+        assert run.pending == 0, "the session was not stored before the next one"
         run_id = run.id
     assert run_id is not None
     return run_id
