@@ -18,7 +18,7 @@ from track_mlflow._backend import MlflowBackend
 from track_mlflow._factory import create_backend
 from track_mlflow._reader import MlflowRunReader
 from track_mlflow._writer import MlflowRunWriter
-from track_mlflow.errors import EscapedKeyWarning, ParamCutWarning
+from track_mlflow.errors import EscapedKeyWarning, ParamCutWarning, SqlSchemaWarning
 from track_mlflow.keys import decode_key, encode_key
 from track_mlflow.params import flatten_params
 from track_mlflow.uri import redact
@@ -31,6 +31,7 @@ __all__ = [
     "MlflowRunReader",
     "MlflowRunWriter",
     "ParamCutWarning",
+    "SqlSchemaWarning",
     "create_backend",
     "decode_key",
     "encode_key",

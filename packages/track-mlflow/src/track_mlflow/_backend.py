@@ -20,7 +20,13 @@ from track_core.params import Param
 from track_core.status import Status
 from track_core.values import Distribution, Image, Text, Value, ValueKind
 from track_mlflow._artifacts import MISSING_ARTIFACT_ERRORS, RunArtifacts
-from track_mlflow._compat import HostCreds, ServedArtifacts, latest_metrics, run_context_tags
+from track_mlflow._compat import (
+    HostCreds,
+    ServedArtifacts,
+    latest_metrics,
+    run_context_tags,
+    sql_engine,
+)
 from track_mlflow._epochs import EpochWriter
 from track_mlflow._layout import (
     MAX_TAG_VALUE_LENGTH,
@@ -35,6 +41,7 @@ from track_mlflow._layout import (
     labels_of,
 )
 from track_mlflow._reader import MlflowRunReader, milliseconds, read_epochs, run_times
+from track_mlflow._sql import SqlBatchPath, open_sql_path
 from track_mlflow._writer import MlflowRunWriter, is_missing
 from track_mlflow.errors import EscapedKeyWarning, MlflowServerUnavailableError, is_unreachable
 from track_mlflow.keys import (
@@ -91,6 +98,10 @@ class MlflowBackend:
     #: The key style of the runs this backend creates (``track_mlflow.keys``); a resumed run
     #: keeps the style it was created with.
     _key_style: str = DEFAULT_KEY_STYLE
+    #: The bulk path into the SQL store (``track_mlflow._sql``), opened (and its schema
+    #: checked) at the first run; None on a server, or on a schema it does not know.
+    _sql: SqlBatchPath | None = None
+    _sql_checked: bool = False
 
     #: The core's system-metrics sampler writes the keys MLflow's UI shows under "System
     #: metrics" (``system/cpu_utilization_percentage``...).
@@ -215,6 +226,15 @@ class MlflowBackend:
         self._experiment_ids[experiment] = experiment_id
         return str(experiment_id)
 
+    def _sql_path(self) -> SqlBatchPath | None:
+        """The bulk SQL path for this backend's runs, checked once (see ``track_mlflow._sql``)."""
+        if not self._sql_checked:
+            engine = sql_engine(self._client) if self._where.sql_store else None
+            if engine is not None:
+                self._sql = open_sql_path(engine, self.location)
+            self._sql_checked = True
+        return self._sql
+
     def _unavailable(self, error: Exception) -> MlflowServerUnavailableError:
         return MlflowServerUnavailableError(
             f"the MLflow tracking server at {self.location} did not answer: is it running? "
@@ -250,6 +270,8 @@ class MlflowBackend:
             labels=spec.tags,
             key_style=self._key_style,
             newest_first=self._where.sql_store,
+            sql=self._sql_path(),
+            remote=self._where.remote,
         )
 
     def resume_run(self, run_id: str) -> MlflowRunWriter:
@@ -281,6 +303,8 @@ class MlflowBackend:
             epochs=epochs,
             key_style=key_style_of(run.data.tags),
             newest_first=self._where.sql_store,
+            sql=self._sql_path(),
+            remote=self._where.remote,
         )
 
     def _get_run(self, run_id: str) -> Any:

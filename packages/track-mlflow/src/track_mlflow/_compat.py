@@ -17,6 +17,9 @@ of the package uses MLflow's public client (``MlflowClient``, ``mlflow.entities`
   tracking server ``MlflowArtifactsRepository.resolve_uri``, ``http_request`` and
   ``augmented_raise_for_status``, over the server's artifact REST API
   (``/api/2.0/mlflow-artifacts/artifacts``).
+- ``sql_engine``: ``MlflowClient._tracking_client.store.engine``, the SQLAlchemy engine of
+  MLflow's own ``SqlAlchemyStore`` for a database tracking URI (``track_mlflow._sql`` writes
+  metric rows with it; checked against the store's schema version first).
 - ``validate_metric_key``: ``mlflow.utils.validation._validate_metric_name`` (used by tests).
 """
 
@@ -37,6 +40,7 @@ __all__ = [
     "latest_metrics",
     "run_context_tags",
     "scoped_client",
+    "sql_engine",
     "validate_metric_key",
     "webp_preview",
 ]
@@ -45,6 +49,11 @@ __all__ = [
 def latest_metrics(run: Any) -> Iterable[Metric]:
     """The latest row of each metric key of an MLflow ``Run`` (its step is the key's last)."""
     return run.data._metric_objs  # type: ignore[no-any-return]
+
+
+def sql_engine(client: MlflowClient) -> Any:
+    """The SQLAlchemy engine of the SQL store behind ``client`` (None when it has none)."""
+    return getattr(client._tracking_client.store, "engine", None)
 
 
 def webp_preview(png: bytes) -> bytes | None:

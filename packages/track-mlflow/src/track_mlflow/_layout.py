@@ -10,7 +10,7 @@ import hashlib
 import json
 import math
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 from mlflow.entities import Metric, RunTag
@@ -65,6 +65,11 @@ MLFLOW_TO_STATUS: Final = {
     "SCHEDULED": Status.RUNNING,
 }
 NON_SCALAR_KINDS: Final = (ValueKind.IMAGE, ValueKind.TEXT, ValueKind.DISTRIBUTION)
+
+
+def metric_row(key: str, value: float, timestamp: int, step: int) -> tuple[str, float, int, int]:
+    """A metric row as the bulk SQL path takes it: ``(key, value, timestamp_ms, step)``."""
+    return (key, value, timestamp, step)
 
 
 def metric_value(value: float) -> float:
@@ -135,11 +140,14 @@ def encode_points(
     keys: dict[tuple[str, Context], str],
     epochs: EpochWriter,
     key_style: str = DEFAULT_KEY_STYLE,
-) -> tuple[list[Metric], dict[str, bytes], list[tuple[str, Context]]]:
+    metric: Callable[[str, float, int, int], Any] = Metric,
+) -> tuple[list[Any], dict[str, bytes], list[tuple[str, Context]]]:
     """The metric rows, the artifact files (path -> bytes) and the distinct sequences of a batch
     of points, in one pass over it. ``keys`` caches each sequence's metric key; the epochs of
-    scalar points go to ``epochs`` (or, for its ``companion`` keys, to ``<key> :: epoch`` rows)."""
-    metrics: list[Metric] = []
+    scalar points go to ``epochs`` (or, for its ``companion`` keys, to ``<key> :: epoch`` rows).
+    Each row is ``metric(key, value, timestamp_ms, step)``: an MLflow ``Metric``, or for the
+    bulk SQL path (``track_mlflow._sql``) a plain tuple (``metric_row``)."""
+    metrics: list[Any] = []
     files: dict[str, bytes] = {}
     sequences: dict[tuple[str, Context], str] = {}
     companion = epochs.companion
@@ -154,10 +162,10 @@ def encode_points(
             sequences[identity] = key
         ms = round(point.timestamp * 1000)
         if point.kind is ValueKind.SCALAR:
-            metrics.append(Metric(key, metric_value(point.value), ms, point.step))  # type: ignore[arg-type]
+            metrics.append(metric(key, metric_value(point.value), ms, point.step))  # type: ignore[arg-type]
             if companion and key in companion:
                 if point.epoch is not None:
-                    metrics.append(Metric(key + EPOCH_SUFFIX, float(point.epoch), ms, point.step))
+                    metrics.append(metric(key + EPOCH_SUFFIX, float(point.epoch), ms, point.step))
             else:
                 note_epoch(key, point.step, point.epoch)
             continue

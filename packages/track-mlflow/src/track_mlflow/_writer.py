@@ -10,6 +10,7 @@ import tempfile
 import threading
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +44,10 @@ from track_mlflow._layout import (
     is_image_file,
     label_tag_key,
     label_tags,
+    metric_row,
 )
 from track_mlflow._reader import milliseconds, stored_sequences
+from track_mlflow._sql import SqlBatchPath
 from track_mlflow.errors import ParamCutWarning, is_unreachable
 from track_mlflow.keys import DEFAULT_KEY_STYLE, hash_registry_entry, hashed_key
 from track_mlflow.params import fit_value, flatten_params
@@ -92,6 +95,45 @@ def log_batch(
         client.log_batch(run_id, metrics=list(chunk), synchronous=True)
 
 
+#: ``log_batch`` requests a writer keeps in flight to an MLflow server (its workers take them at
+#: once; one sequence's rows are never in two of them).
+IN_FLIGHT = 4
+
+
+def _lanes(metrics: Sequence[Metric], lanes: int) -> list[list[Metric]]:
+    """The metric rows in at most ``lanes`` groups of whole keys (so one sequence's rows are
+    all in one group, in their order), of about equal size; an empty group is left out."""
+    by_key: dict[str, list[Metric]] = {}
+    for metric in metrics:
+        rows = by_key.get(metric.key)
+        if rows is None:
+            rows = by_key[metric.key] = []
+        rows.append(metric)
+    groups: list[list[Metric]] = [[] for _ in range(min(lanes, len(by_key)))]
+    for rows in sorted(by_key.values(), key=len, reverse=True):
+        min(groups, key=len).extend(rows)
+    return groups
+
+
+def log_metrics_in_flight(
+    client: MlflowClient, run_id: str, metrics: Sequence[Metric], pool: ThreadPoolExecutor
+) -> None:
+    """``log_batch`` of ``metrics`` with up to ``IN_FLIGHT`` requests in flight: each group of
+    whole keys (``_lanes``) goes in order, in requests of at most 1000 rows, beside the others.
+    Returns once every request has ended; raises the first error after all have (a retry of
+    the whole batch then stores each row once: MLflow's store keeps one row per (key, timestamp,
+    step, value))."""
+    groups = _lanes(metrics, IN_FLIGHT)
+    if len(groups) <= 1:
+        log_batch(client, run_id, metrics)
+        return
+    futures = [pool.submit(log_batch, client, run_id, group) for group in groups]
+    errors = [future.exception() for future in futures]
+    for error in errors:
+        if error is not None:
+            raise error
+
+
 @attrs.define
 class MlflowRunWriter:
     """Writes one MLflow run. Every method may be retried: each is idempotent."""
@@ -113,6 +155,12 @@ class MlflowRunWriter:
     _newest_first: bool = False
     _warned_long: bool = False
     _lock: threading.Lock = attrs.field(factory=threading.Lock)
+    #: The bulk path into MLflow's SQL store, for a database tracking URI whose schema is a
+    #: known one (``track_mlflow._sql``); None: MLflow's ``log_batch``.
+    _sql: SqlBatchPath | None = None
+    #: For a tracking server: threads that keep several ``log_batch`` requests in flight.
+    _remote: bool = False
+    _pool: ThreadPoolExecutor | None = None
 
     @property
     def id(self) -> str:
@@ -143,7 +191,11 @@ class MlflowRunWriter:
     def _write_points(self, points: Sequence[TrackedPoint]) -> None:
         with self._lock:
             metrics, files, sequences = encode_points(
-                points, self._keys, self._epochs, self._key_style
+                points,
+                self._keys,
+                self._epochs,
+                self._key_style,
+                Metric if self._sql is None else metric_row,
             )
             tags: dict[str, RunTag] = {}
             for name, context in sequences:
@@ -158,13 +210,21 @@ class MlflowRunWriter:
                 files[EPOCHS_ARTIFACT] = self._epochs.document()
             self._artifacts.put(files)
             self._epochs.dirty = False
-            if self._newest_first:
-                # MLflow's SQL store compares every row with its key's latest value and rewrites
-                # that value whenever the row is newer: in tracking order, once per row; newest
-                # first, once per key and batch. Its reads order rows by timestamp and step, so
-                # the insertion order is not visible.
-                metrics.reverse()
-            log_batch(self._client, self._run_id, metrics, tags=list(tags.values()))
+            if self._sql is not None:
+                self._sql.log_batch(self._run_id, metrics, list(tags.values()))
+            elif self._remote:
+                log_batch(self._client, self._run_id, tags=list(tags.values()))
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(IN_FLIGHT, thread_name_prefix="track-mlflow")
+                log_metrics_in_flight(self._client, self._run_id, metrics, self._pool)
+            else:
+                if self._newest_first:
+                    # MLflow's SQL store compares every row with its key's latest value and
+                    # rewrites that value whenever the row is newer: in tracking order, once per
+                    # row; newest first, once per key and batch. Its reads order rows by
+                    # timestamp and step, so the insertion order is not visible.
+                    metrics.reverse()
+                log_batch(self._client, self._run_id, metrics, tags=list(tags.values()))
             self._registered.update(tags)
             if TAG_LOGGED_IMAGES in tags:
                 self._images_tagged = True
@@ -278,3 +338,6 @@ class MlflowRunWriter:
             log_batch(self._client, self._run_id, tags=tags)
         end = None if ended_at is None or status is Status.RUNNING else milliseconds(ended_at)
         self._client.set_terminated(self._run_id, STATUS_TO_MLFLOW[status], end_time=end)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None

@@ -5,7 +5,13 @@ from __future__ import annotations
 from track_core.context import Context
 from track_core.errors import TrackWarning, TransientWriteError
 
-__all__ = ["EscapedKeyWarning", "MlflowServerUnavailableError", "is_unreachable"]
+__all__ = [
+    "EscapedKeyWarning",
+    "MlflowServerUnavailableError",
+    "ParamCutWarning",
+    "SqlSchemaWarning",
+    "is_unreachable",
+]
 
 #: What MLflow's REST client puts in the message of an MlflowException when the request never
 #: got an answer (mlflow/utils/rest_utils.py wraps the requests error in text only).
@@ -61,3 +67,14 @@ class ParamCutWarning(TrackWarning):
     def __init__(self, message: str, key: str) -> None:
         super().__init__(message)
         self.key = key
+
+
+class SqlSchemaWarning(TrackWarning):
+    """An MLflow SQL store is written through MLflow's ``log_batch``, not track's bulk SQL path
+    (``track_mlflow._sql``): its schema version (``version``, from its ``alembic_version``
+    table) is not one track_mlflow was checked against. Warned once per store and process;
+    nothing is lost, writing is only slower."""
+
+    def __init__(self, message: str, version: str | None) -> None:
+        super().__init__(message)
+        self.version = version
