@@ -45,6 +45,10 @@ def open_aim_run(repo_root: Path | str, run_hash: str) -> aim.Run:
     # A read-only RocksDB is a snapshot: drop the cached index so that reads see the new one.
     # (Clearing the whole pool also drops write handles that still hold their RocksDB lock.)
     repo.container_pool.pop(ContainerConfig("meta", None, True), None)
+    # Aim's structured DB keeps one SQLAlchemy session per thread, and a query does not refresh
+    # an object already in its identity map: a pooled Repo would read props (archived, name,
+    # tags) as they were at the first read. Expire them so that this read sees the database.
+    repo.structured_db.get_session().expire_all()
     run = repo.get_run(run_hash)
     if run is None:
         raise KeyError(run_hash)

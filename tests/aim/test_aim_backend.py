@@ -282,3 +282,29 @@ def test_runs_with_the_old_status_param_still_read(tmp_path: Path) -> None:
     assert reader.status is track.Status.FAILED
     assert reader.error == "Traceback: old"
     assert dict(reader.params) == {"hparams": {"lr": 0.1}}
+
+
+def test_a_reader_sees_props_changed_by_another_process_since_its_first_read(
+    tmp_path: Path,
+) -> None:
+    """Aim's structured DB keeps a SQLAlchemy session per thread whose identity map queries do not
+    refresh: a long-lived process that read a run once must still see its later archive flag,
+    name and tags (written here by aim.Run in another process, which can open the run only
+    because the ended run no longer holds its RocksDB lock in this process)."""
+    repo = tmp_path / "repo"
+    backend = track.get_backend(f"aim:{repo}")
+    with track.start_run(backend, name="before", tags=["a"]) as run:
+        run.track(1.0, "loss")
+    first = backend.read_run(run.id)
+    assert (first.archived, first.name, first.tags) == (False, "before", frozenset({"a"}))
+    script = (
+        "import aim, sys\n"
+        "run = aim.Run(sys.argv[2], repo=sys.argv[1])\n"
+        "run.archived = True\n"
+        "run.name = 'after'\n"
+        "run.add_tag('b')\n"
+        "run.close()\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(repo), run.id], check=True)
+    again = backend.read_run(run.id)
+    assert (again.archived, again.name, again.tags) == (True, "after", frozenset({"a", "b"}))

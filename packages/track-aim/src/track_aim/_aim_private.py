@@ -388,6 +388,12 @@ class ReadSession:
         return self.repo.request_tree(name, sub, read_only=True, skip_read_optimization=True)
 
     def props(self, run_hash: str) -> Any:
+        if not self._remote:
+            # Aim's structured DB keeps one SQLAlchemy session per thread, whose identity map a
+            # query does not refresh: without this, props changed since this thread's first
+            # read (by another process, or another thread's session) would read as they were.
+            database: Any = self.repo.structured_db
+            database.get_session().expire_all()
         props = self.repo.request_props(run_hash, True)
         if self._remote:
             self._opened.append(props)

@@ -208,3 +208,8 @@ class AimRunWriter:
                 logger.debug("could not index Aim run %s: %s", self._hash, problem)
             if private.is_remote(repo):
                 private.close_remote(repo)
+            # Aim releases a run's RocksDB lock when its Run is collected, not at close(): drop
+            # it, so that another process can resume or edit the run while this one lives on.
+            self._run = None
+            self._repo = None
+            self._cache.clear()

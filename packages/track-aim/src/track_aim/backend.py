@@ -259,9 +259,7 @@ class AimBackend:
         repo = self._open_repo()
         remote = private.is_remote(repo)
         try:
-            run = self._open_run(
-                repo, None, experiment=spec.experiment, created_at=spec.created_at
-            )
+            run = self._open_run(repo, None, experiment=spec.experiment, created_at=spec.created_at)
             if spec.name is not None:
                 run.name = spec.name
             if spec.description is not None:
