@@ -39,6 +39,7 @@ from typing import Any, Final
 import attrs
 from mlflow.entities import RunTag
 from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
 
 from track_core.backend import PermanentWriteError, TransientWriteError
 from track_mlflow.errors import SqlSchemaWarning
@@ -195,16 +196,16 @@ class SqlBatchPath:
                     if found is None:
                         raise MlflowException(
                             f"Run with id={run_id} not found",
-                            error_code="RESOURCE_DOES_NOT_EXIST",
+                            error_code=RESOURCE_DOES_NOT_EXIST,
                         )
                     if found[0] != "active":
                         raise MlflowException(
                             f"The run {run_id} must be in the 'active' state. Current state "
                             f"is {found[0]}.",
-                            error_code="INVALID_PARAMETER_VALUE",
+                            error_code=INVALID_PARAMETER_VALUE,
                         )
                     if postgres:
-                        from psycopg2.extras import execute_values
+                        from psycopg2.extras import execute_values  # type: ignore[import-untyped]
 
                         if rows:
                             execute_values(cursor, sql["metrics"], rows, page_size=_CHUNK)
