@@ -105,18 +105,23 @@ class MlflowServer:
             env["MLFLOW_AUTH_CONFIG_PATH"] = str(config)
             env.setdefault("MLFLOW_FLASK_SERVER_SECRET_KEY", "track-mlflow-tests")
         self._log = log
-        self._process = subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=self.directory,
-            env=env,
-            start_new_session=True,
-        )
+        try:
+            self._process = subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.directory,
+                env=env,
+                start_new_session=True,
+            )
+        except BaseException:
+            log.close()
+            self._log = None
+            raise
         while True:
             if self._process.poll() is not None:
                 tail = (self.directory / "server.log").read_text(errors="replace")[-3000:]
-                self._process = None
+                self.stop()  # closes the log and ends workers left in its session
                 raise RuntimeError(f"mlflow server exited while starting:\n{tail}")
             try:
                 with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
