@@ -187,13 +187,51 @@ def test_replay_writes_a_spool_file_in_order(backend: MemoryBackend, spool_dir: 
     assert backend.read_run(run.id).status is track.Status.KILLED
 
 
-def test_a_backend_without_batches_gets_small_batches(backend: MemoryBackend) -> None:
-    assert Capability.BATCH_WRITES in backend.capabilities
-    run = track.start_run(backend, writer=fast())
-    for step in range(300):
+class SizedBackend(MemoryBackend):
+    """The memory backend with a declared ``batch_size`` (or none), with or without
+    BATCH_WRITES."""
+
+    def __init__(self, declared: object = None, batches: bool = True) -> None:
+        super().__init__(MemoryStore(), f"sized-{uuid.uuid4().hex}")
+        self.declared = declared
+        self.batches = batches
+
+    def __getattribute__(self, name: str) -> object:
+        if name == "batch_size" and object.__getattribute__(self, "declared") is not None:
+            return object.__getattribute__(self, "declared")
+        return super().__getattribute__(name)
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        every = super().capabilities
+        return every if self.batches else every - {Capability.BATCH_WRITES}
+
+
+@pytest.mark.parametrize(
+    ("declared", "batches", "expected"),
+    [(2500, True, 2500), (None, True, 1000), (None, False, 100), (7, False, 7)],
+)
+def test_the_writer_hands_the_backend_batches_of_its_declared_size(
+    declared: int | None, batches: bool, expected: int
+) -> None:
+    backend = SizedBackend(declared, batches)
+    assert track.backend.batch_size_of(backend) == expected
+    # the writer sleeps until four batches are queued (or a minute), so the queue holds whole
+    # batches when it takes them
+    run = track.start_run(backend, writer=fast(flush_interval=60.0))
+    for step in range(4 * expected):
         run.track(step, "loss")
     run.close()
-    assert values_of(backend, run.id) == list(range(300))
+    assert values_of(backend, run.id) == list(range(4 * expected))
+    assert backend.store.runs[run.id].batch_sizes == [expected] * 4
+
+
+@pytest.mark.parametrize("declared", [0, -5, "1000", 2.5, True])
+def test_a_bad_declared_batch_size_is_refused_before_a_run_exists(declared: object) -> None:
+    backend = SizedBackend(declared)
+    with pytest.raises(TypeError, match=r"declares batch_size=.*positive int"):
+        track.start_run(backend)
+    assert backend.store.runs == {}
 
 
 def test_an_exception_in_the_with_block_records_failed_with_the_error(

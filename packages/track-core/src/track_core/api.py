@@ -37,7 +37,7 @@ from track_core._writer import (
     apply_items,
     is_transient,
 )
-from track_core.backend import Backend, Capability, RunSpec, RunWriter
+from track_core.backend import Backend, Capability, RunSpec, RunWriter, batch_size_of
 from track_core.discovery import DISABLED, RUN_OPTIONS, BackendString, get_backend
 from track_core.distributed import is_main_process
 from track_core.errors import BackendUnavailableWarning, TrackWarning
@@ -45,9 +45,6 @@ from track_core.noop import NoOpRun
 from track_core.protocols import Run
 from track_core.redaction import redact_text, register_backend_secrets
 from track_core.status import Status
-
-#: Items per write_points call: large for backends that batch, small for the others.
-BATCH_SIZE = {True: 1000, False: 100}
 
 
 def _run_options(parsed: BackendString | None, given: Mapping[str, Any]) -> dict[str, Any]:
@@ -289,6 +286,7 @@ def _start(
     if description is not None:
         check_description(description)
     run_id = options.get("run_id")
+    batch_size = batch_size_of(backend)  # a bad declaration fails before a run exists
     in_process = _writer_source(backend, writer_options, source)
     if in_process is not None:
         from track_core._writer_process import ProcessRunWriter
@@ -326,7 +324,6 @@ def _start(
     if isinstance(target, DeferredRunWriter):
         target.marker = marker_of(spool_path)
     spool = Spool(spool_path, SpoolHeader(origin, target.id, meta=meta))
-    batch_size = BATCH_SIZE[Capability.BATCH_WRITES in backend.capabilities]
     describe = f"the {backend.name} backend at {backend.location}"
     background = BackgroundWriter(target, spool, writer_options, batch_size, describe)
     run = TrackedRun(

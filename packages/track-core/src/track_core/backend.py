@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import Final, NamedTuple, Protocol, runtime_checkable
 
 import attrs
 
@@ -269,3 +269,34 @@ class Backend(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+#: Points per ``write_points`` call for a backend that declares no ``batch_size``: large for
+#: backends that batch (``Capability.BATCH_WRITES``), small for the others.
+DEFAULT_BATCH_SIZE: Final = {True: 1000, False: 100}
+
+
+@runtime_checkable
+class BatchSizedBackend(Protocol):
+    """A backend that says how many points one ``write_points`` call should get (optional).
+
+    The background writer takes what is queued, up to this many points, per call: a backend
+    whose cost is mostly per call (one transaction, one request) stores more per second with
+    larger batches when the training loop tracks faster than it stores. A declared size is held
+    to by the conformance kit (one ``write_points`` call of that many points is stored whole)."""
+
+    @property
+    def batch_size(self) -> int: ...
+
+
+def batch_size_of(backend: Backend) -> int:
+    """The most points the core hands one ``write_points`` call of ``backend``."""
+    declared = getattr(backend, "batch_size", None)
+    if declared is None:
+        return DEFAULT_BATCH_SIZE[Capability.BATCH_WRITES in backend.capabilities]
+    if isinstance(declared, bool) or not isinstance(declared, int) or declared < 1:
+        raise TypeError(
+            f"the {backend.name} backend declares batch_size={declared!r}: it must be a "
+            "positive int (or absent, for the default)"
+        )
+    return declared

@@ -56,6 +56,8 @@ class StoredRun:
     sequences: dict[tuple[str, Context], StoredSequence] = attrs.Factory(dict)
     artifacts: dict[str, bytes] = attrs.Factory(dict)
     write_calls: int = 0
+    #: The number of points of each ``write_points`` call, in order (what the writer handed).
+    batch_sizes: list[int] = attrs.Factory(list)
 
 
 @attrs.define
@@ -105,6 +107,7 @@ class MemoryRunWriter:
         with self._store.lock:
             self._store.check_available()
             self._run.write_calls += 1
+            self._run.batch_sizes.append(len(points))
             for tracked in points:
                 key = (tracked.name, tracked.context)
                 stored = self._run.sequences.get(key)

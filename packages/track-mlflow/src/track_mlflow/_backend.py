@@ -29,6 +29,7 @@ from track_mlflow._compat import (
 )
 from track_mlflow._epochs import EpochWriter
 from track_mlflow._layout import (
+    MAX_METRICS_PER_BATCH,
     MAX_TAG_VALUE_LENGTH,
     MLFLOW_TO_STATUS,
     PARAMS_ARTIFACT,
@@ -41,8 +42,8 @@ from track_mlflow._layout import (
     labels_of,
 )
 from track_mlflow._reader import MlflowRunReader, milliseconds, read_epochs, run_times
-from track_mlflow._sql import SqlBatchPath, open_sql_path
-from track_mlflow._writer import MlflowRunWriter, is_missing
+from track_mlflow._sql import SQL_BATCH_SIZE, SqlBatchPath, open_sql_path
+from track_mlflow._writer import IN_FLIGHT, MlflowRunWriter, is_missing
 from track_mlflow.errors import EscapedKeyWarning, MlflowServerUnavailableError, is_unreachable
 from track_mlflow.keys import (
     DEFAULT_KEY_STYLE,
@@ -123,6 +124,20 @@ class MlflowBackend:
     @property
     def client(self) -> MlflowClient:
         return self._client
+
+    @property
+    def batch_size(self) -> int:
+        """Points per ``write_points`` call (``track_core.backend.BatchSizedBackend``).
+
+        A server: one full ``log_batch`` request (1000 metrics) for each of the ``IN_FLIGHT``
+        requests a batch may have in flight. A SQL store: larger batches, since each costs one
+        transaction (``benchmarks/bench_mlflow.py`` measures the sizes). Else the core's
+        default."""
+        if self._where.remote:
+            return IN_FLIGHT * MAX_METRICS_PER_BATCH
+        if self._where.sql_store:
+            return SQL_BATCH_SIZE
+        return MAX_METRICS_PER_BATCH
 
     @property
     def capabilities(self) -> frozenset[Capability]:

@@ -53,6 +53,10 @@ __all__ = ["KNOWN_SCHEMAS", "SqlBatchPath", "open_sql_path"]
 KNOWN_SCHEMAS: Final = frozenset({"dc11669786a5"})
 
 DOUBLE_MAX: Final = 1.7976931348623157e308
+#: Points per write_points call into a SQL store: each batch is one transaction (sqlite about
+#: 22 ms to commit on the test machine), so larger batches store more per second; past a few
+#: thousand rows the statements cost more than the commit (``benchmarks/bench_mlflow.py``).
+SQL_BATCH_SIZE: Final = 5000
 #: Keys per ``IN (...)`` or statement chunk, as MLflow's store bounds its bound parameters.
 _CHUNK: Final = 500
 RUN_NAME_TAG: Final = "mlflow.runName"

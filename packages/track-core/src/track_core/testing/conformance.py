@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 
 import track_core as track
-from track_core.backend import Backend, Capability
+from track_core.backend import Backend, Capability, RunSpec, TrackedPoint, batch_size_of
 from track_core.context import Context
 from track_core.status import Status
 from track_core.testing.base import ConformanceBase, StorageReader
@@ -174,6 +174,32 @@ class StorageConformance(ConformanceBase):
             assert [p.value for p in points] == [s * 0.5 for s in range(count)], origin
             stamps = [p.timestamp for p in points]
             assert stamps == sorted(stamps), origin
+
+    def test_a_batch_of_the_declared_size_is_stored_whole(
+        self, backend: Backend, storage_reader: StorageReader
+    ) -> None:
+        """One ``write_points`` call of ``batch_size_of(backend)`` points (the declared
+        ``batch_size``, else the default): what the background writer hands a backend when the
+        training loop tracks faster than it stores. Every point lands, in order per sequence."""
+        size = batch_size_of(backend)
+        sequences = [("loss", Context({"subset": "train"})), ("loss", Context({"subset": "val"}))]
+        sequences.append(("lr", Context()))
+        now = time.time()
+        points = [
+            TrackedPoint(*sequences[index % 3], ValueKind.SCALAR, index // 3, None, now, index)
+            for index in range(size)
+        ]
+        for name, context in sequences:  # as start_run checks a sequence before its first point
+            backend.check_sequence(name, context, ValueKind.SCALAR)
+        writer = backend.create_run(RunSpec(experiment="conformance", name="one-full-batch"))
+        writer.write_points(points)
+        writer.close(Status.FINISHED, None)
+        for origin, reader in self.readers(backend, storage_reader, writer.id):
+            for offset, (name, context) in enumerate(sequences):
+                stored = list(reader.points(name, context))
+                expected = range(offset, size, 3)
+                assert [p.step for p in stored] == [i // 3 for i in expected], (origin, name)
+                assert [p.value for p in stored] == list(expected), (origin, name, context)
 
     def test_step_none_counts_per_sequence(
         self, backend: Backend, storage_reader: StorageReader
