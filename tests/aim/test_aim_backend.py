@@ -308,3 +308,28 @@ def test_a_reader_sees_props_changed_by_another_process_since_its_first_read(
     subprocess.run([sys.executable, "-c", script, str(repo), run.id], check=True)
     again = backend.read_run(run.id)
     assert (again.archived, again.name, again.tags) == (True, "after", frozenset({"a", "b"}))
+
+
+def test_reading_a_location_without_a_repo_finds_nothing_and_creates_nothing(
+    tmp_path: Path,
+) -> None:
+    """``track runs aim:./typo`` and ``track show`` must not leave a new ``.aim`` behind."""
+    typo = tmp_path / "typo"
+    for command, code in ((["runs", f"aim:{typo}"], 0), (["show", f"aim:{typo}", "abc"], None)):
+        result = subprocess.run(
+            [str(Path(sys.executable).with_name("track")), *command],
+            capture_output=True,
+            text=True,
+        )
+        if code is not None:
+            assert result.returncode == code, result.stderr
+        else:
+            assert result.returncode != 0 and "no Aim repo" in result.stderr, result.stderr
+    backend = track.get_backend(f"aim:{typo}")
+    assert backend.list_runs() == []
+    with pytest.raises(KeyError, match="no Aim repo"):
+        backend.read_run("abc")
+    assert not typo.exists()
+    with track.start_run(backend) as run:  # writing creates the repo, as before
+        run.track(1.0, "loss")
+    assert (typo / ".aim").is_dir() and [info.id for info in backend.list_runs()] == [run.id]

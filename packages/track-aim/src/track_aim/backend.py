@@ -297,10 +297,20 @@ class AimBackend:
             raise
         return AimRunWriter(self, run.hash, run, repo)
 
+    def _no_local_repo(self) -> bool:
+        """A local location with no Aim repo yet: reads find nothing there and create none
+        (``track runs aim:./typo`` must not leave a ``.aim`` behind)."""
+        options = self._options
+        return not options.is_remote and self._local_repo is None and not Repo.exists(options.repo)
+
     def list_runs(self, experiment: str | None = None) -> Sequence[RunInfo]:
+        if self._no_local_repo():
+            return []
         return list_runs(self._read_session, experiment)
 
     def read_run(self, run_id: str) -> AimRunReader:
+        if self._no_local_repo():
+            raise KeyError(f"no Aim run {run_id!r}: there is no Aim repo at {self.location}")
         if not run_exists(self._read_session, run_id):
             raise KeyError(f"no Aim run {run_id!r} in {self.location}")
         return AimRunReader(self, run_id)
