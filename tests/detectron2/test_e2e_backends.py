@@ -1,5 +1,5 @@
-"""End to end: a real DefaultTrainer (Faster R-CNN, CPU) tracked to Aim / MLflow, read back
-through Aim's and MLflow's own SDKs. Run in an environment that has the backend installed."""
+"""End to end: a real DefaultTrainer (Faster R-CNN, CPU) tracked to Aim, to MLflow, and to both
+at once through one backend string, read back through Aim's and MLflow's own SDKs. Run in an environment that has the backend installed."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ pytestmark = [
 ]
 
 
-def _train(make_cfg: Any, trainer_cls: type, backend: str) -> Any:
+def _train(make_cfg: Any, trainer_cls: type, backend: str) -> tuple[Any, TrackHook, set[int]]:
+    """Train with ``cfg.TRACK.BACKEND = backend``; the cfg, the hook and the writer PIDs seen."""
     cfg = make_cfg()
     cfg.TRACK.BACKEND = backend
     cfg.TRACK.EXPERIMENT = "d2-e2e"
@@ -31,17 +32,18 @@ def _train(make_cfg: Any, trainer_cls: type, backend: str) -> Any:
     trainer = trainer_cls(cfg)
     trainer.resume_or_load(resume=False)
     track_hook = TrackHook(cfg)
-    writer_pids: list[int] = []
+    writer_pids: set[int] = set()
 
-    class WriterPid(HookBase):  # type: ignore[misc]
+    class WriterPids(HookBase):  # type: ignore[misc]
         def after_step(self) -> None:
-            writer_pids.append(track_hook.run.writer_pid)
+            run = track_hook.run
+            writer_pids.update(each.writer_pid for each in getattr(run, "runs", (run,)))
 
-    trainer.register_hooks([track_hook, WriterPid()])
+    trainer.register_hooks([track_hook, WriterPids()])
     trainer.train()
     # by default (WRITER_PROCESS "auto") the backend's SDK calls ran in a writer process
     assert writer_pids and os.getpid() not in writer_pids
-    return cfg
+    return cfg, track_hook, writer_pids
 
 
 def _metrics_json(cfg: Any) -> list[dict[str, Any]]:
@@ -60,7 +62,7 @@ def test_mlflow_end_to_end(make_cfg: Any, trainer_cls: type, tmp_path: Path) -> 
     pytest.importorskip("track_mlflow")
     mlflow = pytest.importorskip("mlflow")
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    cfg = _train(make_cfg, trainer_cls, f"mlflow:{uri}")
+    cfg, _hook, _pids = _train(make_cfg, trainer_cls, f"mlflow:{uri}")
 
     client = mlflow.MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name("d2-e2e")
@@ -95,7 +97,7 @@ def test_aim_end_to_end(make_cfg: Any, trainer_cls: type, tmp_path: Path) -> Non
     pytest.importorskip("track_aim")
     aim = pytest.importorskip("aim")
     repo_path = tmp_path / "aim"
-    cfg = _train(make_cfg, trainer_cls, f"aim:{repo_path}")
+    cfg, _hook, _pids = _train(make_cfg, trainer_cls, f"aim:{repo_path}")
 
     repo = aim.Repo(str(repo_path))
     runs = list(repo.iter_runs())
@@ -207,3 +209,65 @@ def test_histograms_reach_mlflow(tmp_path: Path) -> None:
         assert record["counts"] == torch.histc(tensor, bins=1000).tolist()
         low, high = float(tensor.min()), float(tensor.max())
         assert record["bin_edges"] == [low + (high - low) * i / 1000 for i in range(1000)] + [high]
+
+
+def test_one_training_reaches_aim_and_mlflow_through_one_cfg_string(
+    make_cfg: Any, trainer_cls: type, tmp_path: Path
+) -> None:
+    pytest.importorskip("track_aim")
+    pytest.importorskip("track_mlflow")
+    aim = pytest.importorskip("aim")
+    mlflow = pytest.importorskip("mlflow")
+    repo_path = tmp_path / "aim"
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    # the location of the second backend holds ':' and '/': only ' | ' separates backends
+    cfg, hook, writer_pids = _train(make_cfg, trainer_cls, f"aim:{repo_path} | mlflow:{uri}")
+    ids = dict(hook.run.ids)
+    assert [origin.split(":", 1)[0] for origin in ids] == ["aim", "mlflow"], ids
+    aim_id, mlflow_id = ids.values()
+    assert len(writer_pids) == 2, writer_pids  # a writer process for each backend
+
+    last = [line for line in _metrics_json(cfg) if "total_loss" in line][-1]
+    evaluated = _eval_lines(cfg, "bbox/AP")
+    val = cfg.DATASETS.TEST[0]
+
+    # Aim, through its own SDK
+    (aim_run,) = list(aim.Repo(str(repo_path)).iter_runs())
+    assert aim_run.hash == aim_id
+    assert (aim_run.experiment, aim_run.name) == ("d2-e2e", "faster-rcnn-e2e")
+    assert aim_run["config"]["SOLVER"]["MAX_ITER"] == 4
+    assert aim_run["__system_params", "track", "status"] == "finished"
+    metrics = {(m.name, tuple(sorted(m.context.to_dict().items()))): m for m in aim_run.metrics()}
+    steps, (values, _epochs, _stamps) = metrics[("total_loss", (("subset", "train"),))].data.numpy()
+    aim_loss = dict(zip(steps.tolist(), values.tolist(), strict=True))
+    assert sorted(aim_loss) == [0, 1, 2, 3]
+    assert aim_loss[last["iteration"]] == pytest.approx(last["total_loss"], rel=1e-6)
+    ap = metrics[("AP", (("dataset", val), ("subset", "eval"), ("task", "bbox")))]
+    ap_steps, (ap_values, _e, _t) = ap.data.numpy()
+    aim_ap = dict(zip(ap_steps.tolist(), ap_values.tolist(), strict=True))
+    assert sorted(aim_ap) == sorted(evaluated)
+    assert {"config.yaml", "metrics.json", "log.txt"} <= set(aim_run.artifacts)
+
+    # MLflow, through MlflowClient
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    (ml_run,) = client.search_runs([client.get_experiment_by_name("d2-e2e").experiment_id])
+    assert ml_run.info.run_id == mlflow_id
+    assert (ml_run.info.status, ml_run.info.run_name) == ("FINISHED", "faster-rcnn-e2e")
+    assert ml_run.data.params["config.SOLVER.MAX_ITER"] == "4"
+    history = client.get_metric_history(mlflow_id, "total_loss :: subset: train")
+    ml_loss = {m.step: m.value for m in history}
+    ml_ap = {
+        m.step: m.value
+        for m in client.get_metric_history(
+            mlflow_id, f"AP :: dataset: {val} :: subset: eval :: task: bbox"
+        )
+    }
+    artifacts = {f.path for f in client.list_artifacts(mlflow_id)}
+    assert {"config.yaml", "metrics.json", "log.txt"} <= artifacts
+
+    # the same values on both, as Detectron2 wrote them
+    assert ml_loss == aim_loss
+    assert sorted(ml_ap) == sorted(aim_ap)
+    for iteration, value in evaluated.items():
+        assert same_value(aim_ap[iteration], value), (iteration, aim_ap[iteration], value)
+        assert same_value(ml_ap[iteration], value), (iteration, ml_ap[iteration], value)
