@@ -30,6 +30,7 @@ from track_mlflow import (
 from track_mlflow._compat import validate_metric_key
 from track_mlflow.keys import EPOCH_SUFFIX, MAX_KEY_LENGTH
 from track_mlflow.testing import MlflowServer, mlflow_server
+from track_mlflow.uri import resolve_location
 
 AWKWARD = [
     "loss",
@@ -319,6 +320,26 @@ def test_unknown_option_names_the_valid_ones(tmp_path: Path) -> None:
         create_backend(str(tmp_path), bogus=1)
     with pytest.raises(TypeError, match="http"):
         create_backend(str(tmp_path), http_timeout="3")
+
+
+def test_database_uris_with_a_driver_go_to_that_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``postgresql+psycopg2://...`` is MLflow's SQL store at that database, not a directory of
+    that name holding a new sqlite file (which is what it silently was); an unknown ``x://``
+    scheme is an error naming the ones MLflow stores runs in, and creates nothing."""
+    monkeypatch.chdir(tmp_path)
+    uri = "postgresql+psycopg2://track:secret@127.0.0.1:1/mlflow"
+    resolved = resolve_location(uri)  # create_backend opens the store: tests/postgres does that
+    assert resolved.tracking_uri == uri and resolved.sql_store and not resolved.remote
+    assert "secret" not in resolved.display
+    assert create_backend(f"sqlite+pysqlite:///{tmp_path / 'x.db'}").tracking_uri.startswith(
+        "sqlite+pysqlite:///"
+    )
+    with pytest.raises(ValueError, match=r"'postgres'.*postgresql") as caught:
+        create_backend("postgres://track:secret@127.0.0.1:1/mlflow")
+    assert "secret" not in str(caught.value)
+    assert [entry.name for entry in tmp_path.iterdir()] == ["x.db"]  # no folder named after a URI
 
 
 def test_default_location_is_sqlite_in_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

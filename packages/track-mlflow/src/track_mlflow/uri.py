@@ -51,7 +51,14 @@ def resolve_location(location: str | None) -> ResolvedLocation:
     """
     location = location or DEFAULT_LOCATION
     given = location
-    scheme = location.split(":", 1)[0].lower() if ":" in location else ""
+    # A SQLAlchemy URI names its driver after a '+' (postgresql+psycopg2://): the scheme is before.
+    scheme = location.split(":", 1)[0].split("+", 1)[0].lower() if ":" in location else ""
+    if scheme not in _PASSTHROUGH_SCHEMES and "://" in location:
+        raise ValueError(
+            f"track_mlflow does not know the scheme {scheme!r} of {redact(given)!r}: use a "
+            f"database URI MLflow stores runs in ({', '.join(sorted(_SQL_SCHEMES))}, with or "
+            "without a +driver), an http(s):// tracking server, databricks, or a local path"
+        )
     if scheme not in _PASSTHROUGH_SCHEMES:
         path = Path(location).expanduser().absolute()
         if path.suffix != ".db":
