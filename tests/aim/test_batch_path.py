@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import aim.sdk.tracker
 import aimrocks
 import numpy as np
 import pytest
+from aim.storage.treeviewproxy import ProxyTree
 from aim_storage import open_aim_run
 
 import track_core as track
@@ -178,6 +180,16 @@ def read_through_aim(repo: Path, run_hash: str) -> dict[str, Any]:
     }
 
 
+def _counted(sent: Counter[str], name: str, method: Any) -> Any:
+    def counted(self: Any, *args: Any) -> Any:
+        sent[name] += 1
+        if name == "update":
+            sent["update values"] += len(args[1])
+        return method(self, *args)
+
+    return counted
+
+
 def _image_items(images: Any) -> Iterator[tuple[int, tuple[Any, Any, Any]]]:
     steps, (values, epochs, timestamps) = images.data.items_list()
     assert steps
@@ -227,12 +239,24 @@ def test_the_batch_path_stores_what_run_track_stores(
         server: AimServer = request.getfixturevalue("server")
         raw_dir = track_dir = server.repo_dir
         raw_at = track_at = server.url
+    sessions = [session_one(), session_two()]
+    raw_hash = raw_aim(raw_at, sessions, monkeypatch)  # undoes its patches when done
     if not direct:  # as on an Aim version the direct path does not know
         monkeypatch.setattr(private, "_direct_batches", False)
-    sessions = [session_one(), session_two()]
-    raw_hash = raw_aim(raw_at, sessions, monkeypatch)
+    sent = Counter[str]()
+    for method in ("update", "__setitem__"):
+        monkeypatch.setattr(ProxyTree, method, _counted(sent, method, getattr(ProxyTree, method)))
+    assert private.direct_batches() is direct
     track_hash = with_track(track_at, sessions)
     monkeypatch.undo()
+    if where == "server":
+        metric_values = sum(type(row[0]) is not Image for session in sessions for row in session)
+        if direct:  # every metric value in one update per array, of several values each
+            assert sent["update values"] == 4 * metric_values
+            assert sent["update"] < sent["update values"]
+        else:
+            assert sent["update"] == 0
+            assert sent["__setitem__"] >= 4 * metric_values
 
     raw, tracked = read_through_aim(raw_dir, raw_hash), read_through_aim(track_dir, track_hash)
     assert raw["sequences"].keys() == tracked["sequences"].keys()

@@ -63,6 +63,7 @@ from aim.storage.containertreeview import ContainerTreeView
 from aim.storage.context import Context as AimContext
 from aim.storage.object import CustomObject
 from aim.storage.prefixview import PrefixView
+from aim.storage.treeviewproxy import ProxyTree, SubtreeView
 from aim.storage.types import BLOB
 
 from track_aim._errors import AimServerUnavailableError, AimVersionWarning
@@ -633,7 +634,8 @@ def track_batch(
     each put, which clears the sub-keys an earlier value at that step left: a metric's value is
     one key with no sub-keys and no blob, so what any reader sees is the same without those
     range deletions. Other values (images, texts, distributions) are written as Aim writes them.
-    To a server each batch is one message (``atomic_track``).
+    To a server each batch is one message (``atomic_track``), and a metric sequence's values in it
+    one ``update`` instruction per array.
     """
     tracker = run._tracker
     if not direct_batches():
@@ -643,7 +645,7 @@ def track_batch(
     summary = _CoalescedWrites()
     batch_tracker = _BatchTracker(tracker.sequence_infos, tracker.meta_tree, summary)
     update_sequence_info: Any = RunTracker._update_sequence_info  # called with a stand-in self
-    series = None if remote else _SeriesBatch()
+    series: _SeriesBatch | _RemoteSeries = _RemoteSeries() if remote else _SeriesBatch()
     contexts, keys_of = cache.contexts, cache.keys
     infos = tracker.sequence_infos
     with run.repo.atomic_track(run.hash):
@@ -663,10 +665,10 @@ def track_batch(
                     tracker._init_sequence_info(ctx_id, name, value)
                 tracker._update_context_data(aim_context)
                 update_sequence_info(batch_tracker, ctx_id, name, value, step)
-                if series is not None and type(value) in _METRIC_TYPES:
+                if type(value) in _METRIC_TYPES:
                     keys = keys_of.get(seq_info, False)
                     if keys is False:
-                        keys = keys_of[seq_info] = _metric_keys(seq_info)
+                        keys = keys_of[seq_info] = series.keys(seq_info)
                     if keys is not None:
                         series.put(keys, seq_info.step_hash_fn(step), value, step, point)
                         continue
@@ -674,8 +676,7 @@ def track_batch(
         finally:
             # What was stored before a value Aim refused stays stored, as with Run.track, and
             # the summary matches it (the tracker's in-memory summary already counts it).
-            if series is not None:
-                series.commit()
+            series.commit()
             summary.write_to(tracker.meta_run_tree, batched=not remote)
 
 
@@ -738,6 +739,8 @@ class _SeriesBatch:
     def __init__(self) -> None:
         self._batches: dict[int, tuple[Any, Any]] = {}
 
+    keys = staticmethod(_metric_keys)
+
     def put(self, keys: Any, step_hash: int, value: Any, step: int, point: Any) -> None:
         val_key, epoch_key, time_key, step_key, container = keys
         entry = self._batches.get(id(container))
@@ -756,6 +759,45 @@ class _SeriesBatch:
         batches, self._batches = self._batches, {}
         for container, batch in batches.values():
             container.commit(batch)
+
+
+class _RemoteSeries:
+    """Metric values to an Aim server as one ``update`` instruction per array of a sequence
+    (the server's ``ContainerTreeView.update`` sets each key as ``__setitem__`` does): the
+    server decodes a message in time quadratic in its size, and one ``__setitem__`` per
+    array and value makes messages about three times as long."""
+
+    __slots__ = ("_pending",)
+
+    def __init__(self) -> None:
+        self._pending: dict[int, tuple[Any, list[tuple[int, Any, Any, Any, int]]]] = {}
+
+    @staticmethod
+    def keys(seq_info: Any) -> tuple[Any, Any, Any, Any] | None:
+        """The four arrays' trees of a metric sequence on a server (None if they are not laid
+        out as Aim 3.29 does)."""
+        if seq_info.version != 2 or seq_info.step_view is None:
+            return None
+        views = (seq_info.val_view, seq_info.epoch_view, seq_info.time_view, seq_info.step_view)
+        trees = tuple(getattr(view, "tree", None) for view in views)
+        if any(type(tree) is not SubtreeView or type(tree.tree) is not ProxyTree for tree in trees):
+            return None
+        return trees  # type: ignore[return-value]
+
+    def put(self, keys: Any, step_hash: int, value: Any, step: int, point: Any) -> None:
+        entry = self._pending.get(id(keys))
+        if entry is None:
+            entry = self._pending[id(keys)] = (keys, [])
+        entry[1].append((step_hash, value, point.epoch, point.timestamp, step))
+
+    def commit(self) -> None:
+        pending, self._pending = self._pending, {}
+        for (val, epoch, times, steps), rows in pending.values():
+            # RunTracker._add_value's four arrays, in its order
+            val.update((), [(row[0], row[1]) for row in rows])
+            epoch.update((), [(row[0], row[2]) for row in rows])
+            times.update((), [(row[0], row[3]) for row in rows])
+            steps.update((), [(row[0], row[4]) for row in rows])
 
 
 class _CoalescedWrites:

@@ -32,10 +32,12 @@ T = TypeVar("T")
 #: A remote writer checks the server before a call unless a call succeeded this recently (s).
 _HEALTHY_FOR: Final = 2.0
 
-#: Points per message to an Aim server. The server applies a message's instructions one by one
-#: and slows down with big messages (1000 points in one message was many times slower than
-#: messages of 10 points; see benchmarks/bench_writer.py).
-REMOTE_CHUNK: int = 10
+#: Points per message to an Aim server. The server decodes a message in time quadratic in its
+#: length (``aim.ext.transport.message_utils.unpack_args`` copies the rest of the message for
+#: each field), so messages stay short: with a sequence's values sent as one ``update``
+#: instruction per array, 25 points per message cost the server least per value, one loss or
+#: 100 metrics per step alike (benchmarks/bench_aim.py --remote).
+REMOTE_CHUNK: int = 25
 
 
 def track_batch(run: Any, points: Sequence[TrackedPoint], cache: private.BatchCache) -> None:
@@ -44,8 +46,26 @@ def track_batch(run: Any, points: Sequence[TrackedPoint], cache: private.BatchCa
     if not private.is_remote(run.repo):
         private.track_batch(run, points, cache, to_aim)
         return
-    for start in range(0, len(points), REMOTE_CHUNK):
-        private.track_batch(run, points[start : start + REMOTE_CHUNK], cache, to_aim)
+    grouped = by_sequence(points)
+    for start in range(0, len(grouped), REMOTE_CHUNK):
+        private.track_batch(run, grouped[start : start + REMOTE_CHUNK], cache, to_aim)
+
+
+def by_sequence(points: Sequence[TrackedPoint]) -> list[TrackedPoint]:
+    """The points grouped by sequence (in the order each sequence first appears), each
+    sequence's points in their order: a message to a server then holds several values of one
+    sequence, whose summary (last, last_step, ...) it writes once instead of once per value."""
+    groups: dict[tuple[str, object], list[TrackedPoint]] = {}
+    for point in points:
+        key = (point.name, point.context)
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [point]
+        else:
+            group.append(point)
+    if len(groups) == 1:
+        return list(points)
+    return [point for group in groups.values() for point in group]
 
 
 def wait_acknowledged(repo: Repo, timeout: float, connect_timeout: float) -> None:
