@@ -12,7 +12,9 @@ What is used, by duty:
   resource (``Repo._remote_repo_proxy``: its run list and its ``path``);
 - **batches**: ``Run._tracker`` and ``RunTracker`` internals (``sequence_infos``,
   ``_init_sequence_info``, ``_update_context_data``, ``_update_sequence_info``, ``_add_value``),
-  ``Repo.atomic_track``;
+  ``Repo.atomic_track``; to a server, the proxy trees of a sequence's arrays
+  (``aim.storage.treeviewproxy.ProxyTree`` under ``SubtreeView``) and their ``update``
+  instruction, which the server applies as ``ContainerTreeView.update``;
 - **index**: ``Repo._get_index_tree``, ``RepoIndexManager``, ``Repo.container_pool`` /
   ``ContainerConfig``, ``Repo._all_run_hashes`` (a ``ttl_cache``), ``Repo._remote_repo_proxy``;
 - **reading**: the layout of a run's own meta chunk (``meta/chunks/<hash>``: ``attrs``, ``traces``,
