@@ -2,6 +2,9 @@
 
     hatch run mlflow:python benchmarks/bench_mlflow_durable.py [--values 200000] [--rounds 3]
     hatch run mlflow:python benchmarks/bench_mlflow_durable.py --server   # also an mlflow server
+    hatch run postgres:python benchmarks/bench_mlflow_durable.py --postgres
+        # MLflow as a team runs it: a PostgreSQL server (track_mlflow.testing.postgres_server),
+        # written to directly (postgresql+psycopg2://) and through an mlflow server on it
 
 The same values (100 metrics per step in two contexts, as per-layer statistics are logged) go to
 a new run through
@@ -16,12 +19,19 @@ a new run through
 Each side is timed from its first call until every value is stored (creating and ending the run
 not timed); every run is then read back through ``MlflowClient.get_metric_history`` and counted.
 The best of ``--rounds`` is printed for each, with track's ratio to raw ``log_batch``.
+
+For a server, what the server side spends is measured too: the CPU time of the ``mlflow server``
+process and its workers (and of PostgreSQL's processes, when it is the store), from ``/proc``,
+over the best round of each side, per value stored. ``cores / that`` is the most values per
+second the server could store on this machine if the client took no CPU at all: a ceiling no
+client reaches, however many requests it keeps in flight.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -35,7 +45,7 @@ import track_core as track
 from track_core.context import Context
 from track_mlflow import MlflowBackend, create_backend
 from track_mlflow.keys import encode_key
-from track_mlflow.testing import mlflow_server
+from track_mlflow.testing import mlflow_server, postgres_server
 
 WIDE = 100
 CONTEXTS = ({"subset": "train"}, {"subset": "val"})
@@ -101,6 +111,49 @@ def with_track(uri: str, rows: list[Row]) -> tuple[float, str]:
     return elapsed, run.id
 
 
+def _stat(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2 :].split()  # after "pid (comm) "
+
+
+def tree_cpu_seconds(roots: list[int]) -> float:
+    """CPU seconds of the live processes under ``roots`` (the roots included): each one's own
+    and its reaped children's (utime, stime, cutime, cstime), so a worker or a database backend
+    that ended is counted once, in its parent's figure."""
+    parents: dict[int, int] = {}
+    fields: dict[int, list[str]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            stat = _stat(int(entry))
+            if stat is not None:
+                parents[int(entry)] = int(stat[1])
+                fields[int(entry)] = stat
+    tree = {root for root in roots if root in fields}
+    grown = True
+    while grown:
+        grown = False
+        for pid, parent in parents.items():
+            if parent in tree and pid not in tree:
+                tree.add(pid)
+                grown = True
+    ticks = sum(int(fields[pid][index]) for pid in tree for index in (11, 12, 13, 14))
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def settle(roots: list[int], timeout: float = 120.0) -> None:
+    """Wait until the processes under ``roots`` are idle (under 2% of a core over a second): a
+    new mlflow server starts its job consumers for some seconds after it answers."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = tree_cpu_seconds(roots)
+        time.sleep(1.0)
+        if tree_cpu_seconds(roots) - before < 0.02:
+            return
+
+
 def check_stored(uri: str, run_id: str, rows: list[Row]) -> None:
     client = MlflowClient(uri)
     keys = {encode_key(name, Context(context)) for _, name, _, context in rows}
@@ -108,13 +161,27 @@ def check_stored(uri: str, run_id: str, rows: list[Row]) -> None:
     assert stored == len(rows), (stored, len(rows))
 
 
-def best(rounds: int, uri: str, rows: list[Row], job: Callable[..., tuple[float, str]]) -> float:
-    times = []
+def best(
+    rounds: int,
+    uri: str,
+    rows: list[Row],
+    job: Callable[..., tuple[float, str]],
+    server_side: list[int],
+) -> tuple[float, float]:
+    """Values/s of the best round, and the server side's CPU microseconds per value in it."""
+    results = []
     for _ in range(rounds):
+        cpu_before = tree_cpu_seconds(server_side)
         elapsed, run_id = job(uri, rows)
+        cpu = tree_cpu_seconds(server_side) - cpu_before  # the run's end included: a few ms
         check_stored(uri, run_id, rows)
-        times.append(elapsed)
-    return len(rows) / min(times)
+        results.append((elapsed, cpu))
+    elapsed, cpu = min(results)
+    return len(rows) / elapsed, cpu / len(rows) * 1e6
+
+
+def postmaster_pid(data: Path) -> int:
+    return int((data / "postmaster.pid").read_text().split()[0])
 
 
 def main() -> None:
@@ -122,26 +189,55 @@ def main() -> None:
     parser.add_argument("--values", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--server", action="store_true", help="also an mlflow server")
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="PostgreSQL instead of sqlite as the store (needs psycopg2: the postgres env)",
+    )
+    parser.add_argument("--workers", type=int, default=2, help="the mlflow server's workers")
     args = parser.parse_args()
     rows = workload(args.values)
-    print(f"{len(rows):,} values, {WIDE} sequences, best of {args.rounds}; values/s")
-    print("| store | raw log_batch | track (declared batch) | ratio | track (batch 1000) | ratio |")
-    print("|---|---|---|---|---|---|")
+    cores = os.cpu_count() or 1
+    print(f"{len(rows):,} values, {WIDE} sequences, best of {args.rounds}, {cores} cores; values/s")
+    print(
+        "| store | raw log_batch | track (declared batch) | ratio | track (batch 1000) | ratio "
+        "| server CPU us/value: raw / track | ceiling (cores / track's CPU) |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory(prefix="bench-mlflow-durable-") as tmp, ExitStack() as stack:
-        stores = [("sqlite", f"sqlite:///{Path(tmp) / 'bench.db'}")]
-        if args.server:
-            stores.append(("server", stack.enter_context(mlflow_server(Path(tmp) / "srv")).url))
-        for label, uri in stores:
-            create_backend(uri)  # the store's tables, as track's runs have them
-            raw = best(args.rounds, uri, rows, raw_log_batch)
-            declared = best(args.rounds, uri, rows, with_track)
-            with default_batch_size():
-                default = best(args.rounds, uri, rows, with_track)
-            size = create_backend(uri).batch_size
-            print(
-                f"| {label} | {raw:,.0f} | {declared:,.0f} ({size}) | {declared / raw:.2f}x "
-                f"| {default:,.0f} | {default / raw:.2f}x |"
+        database: list[int] = []
+        if args.postgres:
+            postgres = stack.enter_context(postgres_server())
+            database = [postmaster_pid(postgres.data)]
+            stores = [("postgresql", postgres.uri, database)]
+            store_uri: str | None = postgres.uri
+        else:
+            stores = [("sqlite", f"sqlite:///{Path(tmp) / 'bench.db'}", [])]
+            store_uri = None
+        if args.server or args.postgres:
+            server = stack.enter_context(
+                mlflow_server(Path(tmp) / "srv", workers=args.workers, store_uri=store_uri)
             )
+            assert server.pid is not None
+            label = f"server ({args.workers} workers) on {stores[0][0]}"
+            stores.append((label, server.url, [server.pid, *database]))
+        for label, uri, server_side in stores:
+            create_backend(uri)  # the store's tables, as track's runs have them
+            settle(server_side)
+            raw, raw_cpu = best(args.rounds, uri, rows, raw_log_batch, server_side)
+            declared, cpu = best(args.rounds, uri, rows, with_track, server_side)
+            with default_batch_size():
+                default, _ = best(args.rounds, uri, rows, with_track, server_side)
+            size = create_backend(uri).batch_size
+            line = (
+                f"| {label} | {raw:,.0f} | {declared:,.0f} ({size}) | {declared / raw:.2f}x "
+                f"| {default:,.0f} | {default / raw:.2f}x "
+            )
+            if server_side:
+                line += f"| {raw_cpu:,.0f} / {cpu:,.0f} | {cores / cpu * 1e6:,.0f} |"
+            else:
+                line += "| - | - |"
+            print(line, flush=True)
 
 
 if __name__ == "__main__":

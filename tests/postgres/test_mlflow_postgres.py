@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import Postgres, PostgresMlflowServer
+from track_mlflow.testing import MlflowServer, Postgres
 
 PROCESSES = 4
 METRICS = 50
@@ -87,7 +87,7 @@ def _wait_for(paths: list[Path], children: list[subprocess.Popen[str]], timeout:
 
 
 def test_four_trainings_through_a_server_kill_lose_and_duplicate_nothing(
-    mlflow_on_postgres: PostgresMlflowServer, postgres: Postgres, tmp_path: Path
+    mlflow_on_postgres: MlflowServer, postgres: Postgres, tmp_path: Path
 ) -> None:
     server = mlflow_on_postgres
     backend = f"mlflow:{server.url}"
@@ -145,7 +145,7 @@ def test_four_trainings_through_a_server_kill_lose_and_duplicate_nothing(
     )
 
 
-def _check_with_mlflow_client(server: PostgresMlflowServer, results: list[dict[str, Any]]) -> None:
+def _check_with_mlflow_client(server: MlflowServer, results: list[dict[str, Any]]) -> None:
     from mlflow.entities import RunStatus
     from mlflow.tracking import MlflowClient
 

@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import Postgres
 from mlflow.entities import Metric, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -27,6 +26,7 @@ from track_core.backend import RunSpec
 from track_mlflow import SqlSchemaWarning, create_backend
 from track_mlflow._compat import sql_engine
 from track_mlflow._sql import KNOWN_SCHEMAS, SqlBatchPath, open_sql_path, schema_version
+from track_mlflow.testing import Postgres
 
 # (key, value, timestamp in ms, step): repeats, ties, NaN, infinities, a negative zero, and
 # timestamps and steps past 32 bits (PostgreSQL's BIGINT columns).
