@@ -238,13 +238,28 @@ def count_stored(kind: str, location: str, run_id: str, names: list[str]) -> dic
             distinct += len({metric.step for metric in history})
         return {"values": values, "distinct": distinct}
     run = aim_repo(location).get_run(run_id)
+    per_metric: dict[str, list[int]] = {}
     for metric in run.metrics():
         if metric.name.startswith("__"):
             continue  # Aim's own system sequences
         steps, _ = metric.data.numpy()
         values += len(steps)
         distinct += len(set(steps.tolist()))
-    return {"values": values, "distinct": distinct}
+        per_metric[metric.name] = steps.tolist()
+    counted = {"values": values, "distinct": distinct}
+    if per_metric:
+        longest = max(len(steps) for steps in per_metric.values())
+        short = {name: steps for name, steps in per_metric.items() if len(steps) < longest}
+        counted["metrics"] = len(per_metric)
+        counted["shortest"] = min(len(steps) for steps in per_metric.values())
+        counted["longest"] = longest
+        if short:
+            name, steps = sorted(short.items())[0]
+            held = set(steps)
+            missing = [step for step in range(longest) if step not in held]
+            counted["short_metrics"] = len(short)
+            counted["example"] = {"name": name, "missing": missing[:5] + missing[-5:]}
+    return counted
 
 
 def reader(arguments: argparse.Namespace) -> None:
@@ -409,6 +424,11 @@ def main() -> None:
         "--drain", type=float, default=300.0, help="most seconds flush() waits after the last step"
     )
     parser.add_argument("--json", default=None, help="also write the results to this file")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep each backend's folder (it is kept anyway when fewer values were counted)",
+    )
     # the child processes' own arguments
     parser.add_argument("--role", default="driver", choices=["driver", "train", "reader"])
     parser.add_argument("--kind", help=argparse.SUPPRESS)
@@ -429,9 +449,10 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown backend(s) {unknown}; choose from {', '.join(BACKENDS)}")
     results: dict[str, dict[str, Any]] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-sustained-") as tmp:
+    tmp = Path(tempfile.mkdtemp(prefix="bench-sustained-"))
+    try:
         for label in only:
-            with location(Path(tmp), label) as (target, where):
+            with location(tmp, label) as (target, where):
                 print(f"{label}: {arguments.seconds:g} s ...", flush=True)
                 results[label] = measure(label, target, where, arguments)
                 row = results[label]
@@ -442,6 +463,14 @@ def main() -> None:
                     f"{row['tracked']:,} (counted in {row['count_s']:.0f} s)",
                     flush=True,
                 )
+                if row["stored"]["values"] != row["tracked"]:
+                    print(f"{label}: counted {row['stored']}", flush=True)
+    finally:
+        lost = any(row["stored"]["values"] != row["tracked"] for row in results.values())
+        if arguments.keep or lost:
+            print(f"the stores are kept in {tmp}", flush=True)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
     print_table(results, arguments)
     if arguments.json:
         Path(arguments.json).write_text(json.dumps(results, indent=1))

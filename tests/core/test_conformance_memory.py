@@ -1,4 +1,5 @@
-"""The memory backend passes the whole conformance kit, read back from its raw store."""
+"""The memory backend passes the whole conformance kit, read back from its raw store; the kit
+fails a backend that gets retries wrong."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ from collections.abc import Mapping, Sequence
 import attrs
 import pytest
 
-from track_core.backend import Capability, Point, SequenceInfo
+from track_core.backend import Capability, Point, RunSpec, SequenceInfo, TrackedPoint
 from track_core.context import Context
-from track_core.memory import MemoryBackend, MemoryStore, StoredRun
+from track_core.memory import MemoryBackend, MemoryRunWriter, MemoryStore, StoredRun
 from track_core.params import Param
 from track_core.status import Status
 from track_core.testing import BackendConformance, StorageReader
+from track_core.testing.faults import stored_part
+from track_core.values import ValueKind
 
 
 @attrs.frozen
@@ -90,3 +93,47 @@ class TestScalarsOnlyBackend(BackendConformance):
     @pytest.fixture
     def storage_reader(self, backend: MemoryBackend) -> StorageReader:
         return lambda run_id: RawMemoryReader(backend.store.runs[run_id])
+
+
+@attrs.define
+class WatermarkRunWriter(MemoryRunWriter):
+    """Takes a batch whose first point it holds already for a retry of a batch it stored whole
+    and skips it: right after a lost reply, wrong after a write that stored only part."""
+
+    def write_points(self, points: Sequence[TrackedPoint]) -> None:
+        first = points[0]
+        stored = self._run.sequences.get((first.name, first.context))
+        if stored is not None and first.step in stored.points:
+            return
+        super().write_points(points)
+
+
+class WatermarkMemoryBackend(MemoryBackend):
+    def create_run(self, spec: RunSpec) -> MemoryRunWriter:
+        writer = super().create_run(spec)
+        return WatermarkRunWriter(self.store, writer._run)
+
+
+def test_the_kit_catches_a_retry_skipped_after_a_batch_stored_in_part() -> None:
+    """A backend that skips a retried batch when it holds the batch's first point passes the
+    lost-reply check (the whole batch was stored) but loses values when several requests of a
+    batch were in flight and one failed; the kit's part-way check must fail it."""
+    backend = WatermarkMemoryBackend(MemoryStore(), f"kit-{uuid.uuid4().hex}")
+    reader: StorageReader = lambda run_id: RawMemoryReader(backend.store.runs[run_id])  # noqa: E731
+    kit = TestMemoryBackend()
+    kit.test_a_batch_failing_for_a_while_is_stored_once(backend, reader, "after")
+    with pytest.raises(AssertionError, match="lr|subset"):  # the sequence that lost values
+        kit.test_a_batch_failing_part_way_is_stored_once_and_in_order(backend, reader)
+
+
+def test_a_part_way_fault_stores_every_other_sequence_whole_and_the_rest_half() -> None:
+    points = [
+        TrackedPoint(name, Context(), ValueKind.SCALAR, step, None, 1.0, float(step))
+        for step in range(4)
+        for name in ("a", "b", "c")
+    ]
+    taken = stored_part(points)
+    assert [(p.name, p.step) for p in taken] == [
+        ("a", 0), ("b", 0), ("c", 0), ("a", 1), ("b", 1), ("c", 1), ("a", 2), ("c", 2),
+        ("a", 3), ("c", 3),
+    ]  # fmt: skip

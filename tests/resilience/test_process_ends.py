@@ -24,8 +24,10 @@ WRITERS = ["thread", "process"]
 
 CHILD = textwrap.dedent(
     """
-    import os, sys, time
+    import faulthandler, os, signal, sys, time
     import track_core as track
+
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # a hung child's stacks, on demand
 
     backend, mode, count, ready = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     run = track.start_run(backend, experiment="ends", name=mode,
@@ -247,8 +249,13 @@ def test_sigterm_in_the_middle_of_track_calls_does_not_hang(
         try:
             output, _ = child.communicate(timeout=90)
         except subprocess.TimeoutExpired:
+            child.send_signal(signal.SIGUSR1)  # faulthandler prints every thread's stack
+            time.sleep(2)
             child.kill()
-            raise AssertionError(f"the child hung after SIGTERM (attempt {attempt})") from None
+            output, _ = child.communicate(timeout=30)
+            raise AssertionError(
+                f"the child hung after SIGTERM (attempt {attempt}); its threads:\n{output}"
+            ) from None
         assert child.returncode == -signal.SIGTERM, output
         run_id, _ = ready.read_text().split()
         stored = read_back(backend, run_id)

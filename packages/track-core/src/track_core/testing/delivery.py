@@ -1,7 +1,8 @@
 """The kit's delivery topic: what the background writer promises, checked on the backend.
 
-Writes fail at chosen moments through ``FaultyBackend``: before the store took them and after
-(the backend must be idempotent: a retried batch stores nothing twice), for a while and for good
+Writes fail at chosen moments through ``FaultyBackend``: before the store took them, after, and
+part way through a batch, as when several of its requests are in flight and one fails (the
+backend must be idempotent: a retried batch stores nothing twice), for a while and for good
 (one refused value must not cost the run its other values, nor its status). ``close()`` must
 have stored everything when it returns.
 """
@@ -89,6 +90,34 @@ class DeliveryConformance(ConformanceBase):
         assert faulty.faults[0].raised == 3, "the injected failures did not happen"
         self._assert_steps(backend, storage_reader, run.id, list(range(2500)))
         for origin, reader in self.readers(backend, storage_reader, run.id):
+            assert reader.status is Status.FINISHED, origin
+
+    def test_a_batch_failing_part_way_is_stored_once_and_in_order(
+        self, backend: Backend, storage_reader: StorageReader
+    ) -> None:
+        """The store took part of a batch (some sequences whole, others half way) before the
+        write failed, as when one of several requests in flight fails: the retried batch must
+        leave every sequence complete, each point once, in step order."""
+        contexts = [{"subset": "train"}, {"subset": "val"}]
+        faults = [Fault("write_points", when="partway", times=3, skip=1)]
+        run, faulty = self.start_faulty(backend, faults)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", track.BackendUnavailableWarning)
+            for step in range(1200):
+                for context in contexts:
+                    run.track(step * 0.25, "loss", step=step, context=context)
+                run.track(1.0 / (step + 1), "lr", step=step)
+            run.close()
+        assert faulty.faults[0].raised == 3, "the injected failures did not happen"
+        expected = list(range(1200))
+        for origin, reader in self.readers(backend, storage_reader, run.id):
+            for context in contexts:
+                points = list(reader.points("loss", Context(context)))
+                assert [p.step for p in points] == expected, (origin, context)
+                assert [p.value for p in points] == [s * 0.25 for s in expected], origin
+            lr = list(reader.points("lr", Context()))
+            assert [p.step for p in lr] == expected, (origin, "lr")
+            assert [p.value for p in lr] == [1.0 / (s + 1) for s in expected], origin
             assert reader.status is Status.FINISHED, origin
 
     def test_a_close_failing_after_the_store_took_it_is_retried(

@@ -6,6 +6,10 @@
 ``when="before"`` raises before the wrapped store sees the call (a request that never arrived);
 ``when="after"`` raises after the store took it (a reply lost on the way back), so the core's
 retry hands the same items again and a backend that is not idempotent stores them twice.
+``when="partway"`` lets the store take part of a ``write_points`` batch and then raises, as when a
+backend keeps several requests of one batch in flight and one of them fails: the store holds
+every other sequence of the batch whole and the rest up to half way (``stored_part``); the retry
+hands the whole batch again.
 A ``Fault("create_run")`` makes the backend unreachable when runs start (the core then starts
 them offline). ``step=`` limits a fault to ``write_points`` calls whose batch holds a point at that step, which
 is how a value the store refuses for good is modelled (with ``times=None``: forever).
@@ -44,7 +48,7 @@ class Fault:
     """One planned failure of a RunWriter method."""
 
     method: str = "write_points"
-    when: Literal["before", "after"] = "before"
+    when: Literal["before", "after", "partway"] = "before"
     #: Makes the exception raised (a new one each time).
     error: Callable[[], BaseException] = _injected
     #: How many calls fail; None: every matching call, forever.
@@ -74,6 +78,27 @@ class Fault:
         return self._seen > self.skip
 
 
+def stored_part(points: Sequence[TrackedPoint]) -> list[TrackedPoint]:
+    """What a ``partway`` fault lets the store take of a batch: of its sequences (by name and
+    context, in the order they first appear), the first, third, ... whole, and the second,
+    fourth, ... up to half of their points; in the batch's order."""
+    counts: dict[tuple[str, Context], int] = {}
+    for point in points:
+        key = (point.name, point.context)
+        counts[key] = counts.get(key, 0) + 1
+    limits = {
+        key: count if index % 2 == 0 else count // 2
+        for index, (key, count) in enumerate(counts.items())
+    }
+    taken: list[TrackedPoint] = []
+    for point in points:
+        key = (point.name, point.context)
+        if limits[key] > 0:
+            limits[key] -= 1
+            taken.append(point)
+    return taken
+
+
 @attrs.define(eq=False)
 class FaultyRunWriter:
     """A RunWriter that fails as its backend's faults say, and otherwise delegates."""
@@ -98,7 +123,16 @@ class FaultyRunWriter:
         return self._inner.sequences()
 
     def write_points(self, points: Sequence[TrackedPoint]) -> None:
-        self._call("write_points", list(points))
+        batch = list(points)
+        fault = self._owner._due("write_points", (batch,))
+        if fault is None:
+            self._inner.write_points(batch)
+            return
+        if fault.when == "after":
+            self._inner.write_points(batch)
+        elif fault.when == "partway":
+            self._inner.write_points(stored_part(batch))
+        raise fault.error()
 
     def set_params(self, params: Mapping[str, Param]) -> None:
         self._call("set_params", params)
