@@ -122,7 +122,7 @@ def test_the_kit_catches_a_retry_skipped_after_a_batch_stored_in_part() -> None:
     reader: StorageReader = lambda run_id: RawMemoryReader(backend.store.runs[run_id])  # noqa: E731
     kit = TestMemoryBackend()
     kit.test_a_batch_failing_for_a_while_is_stored_once(backend, reader, "after")
-    with pytest.raises(AssertionError, match="lr|subset"):  # the sequence that lost values
+    with pytest.raises(AssertionError, match=r"lr|subset"):  # the sequence that lost values
         kit.test_a_batch_failing_part_way_is_stored_once_and_in_order(backend, reader)
 
 
