@@ -16,7 +16,7 @@ from track_core.memory import MemoryBackend, MemoryRunWriter, MemoryStore, Store
 from track_core.params import Param
 from track_core.status import Status
 from track_core.testing import BackendConformance, StorageReader
-from track_core.testing.faults import stored_part
+from track_core.testing.faults import Fault, stored_part
 from track_core.values import ValueKind
 
 
@@ -137,3 +137,8 @@ def test_a_part_way_fault_stores_every_other_sequence_whole_and_the_rest_half() 
         ("a", 0), ("b", 0), ("c", 0), ("a", 1), ("b", 1), ("c", 1), ("a", 2), ("c", 2),
         ("a", 3), ("c", 3),
     ]  # fmt: skip
+
+
+def test_a_part_way_fault_of_a_call_without_a_batch_is_refused() -> None:
+    with pytest.raises(ValueError, match="write_points batch"):
+        Fault("set_params", when="partway")

@@ -63,6 +63,13 @@ class Fault:
     raised: int = 0
     _seen: int = 0
 
+    def __attrs_post_init__(self) -> None:
+        if self.when == "partway" and self.method != "write_points":
+            raise ValueError(
+                f'when="partway" stores part of a write_points batch; {self.method} has no '
+                'batch to cut: use when="before" or "after"'
+            )
+
     def matches(self, method: str, args: tuple[Any, ...]) -> bool:
         if method != self.method:
             return False
@@ -114,6 +121,9 @@ class FaultyRunWriter:
         fault = self._owner._due(method, args)
         if fault is not None and fault.when == "before":
             raise fault.error()
+        if fault is not None and fault.when == "partway":  # write_points only (Fault checks)
+            getattr(self._inner, method)(stored_part(args[0]))
+            raise fault.error()
         result = getattr(self._inner, method)(*args)
         if fault is not None:
             raise fault.error()
@@ -123,16 +133,7 @@ class FaultyRunWriter:
         return self._inner.sequences()
 
     def write_points(self, points: Sequence[TrackedPoint]) -> None:
-        batch = list(points)
-        fault = self._owner._due("write_points", (batch,))
-        if fault is None:
-            self._inner.write_points(batch)
-            return
-        if fault.when == "after":
-            self._inner.write_points(batch)
-        elif fault.when == "partway":
-            self._inner.write_points(stored_part(batch))
-        raise fault.error()
+        self._call("write_points", list(points))
 
     def set_params(self, params: Mapping[str, Param]) -> None:
         self._call("set_params", params)
