@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -110,29 +111,48 @@ def test_a_spool_of_200000_items_cut_short_is_replayed_into_mlflow(
     assert track.open_run(run_id, backend_string).tags == frozenset()  # its frame was lost
 
 
+def stored_count(gate: sqlite3.Connection, run_id: str, key: str) -> int:
+    """Rows MLflow's store holds for one metric, read inside ``gate``'s transaction."""
+    query = "SELECT COUNT(*) FROM metrics WHERE run_uuid = ? AND key = ?"
+    return int(gate.execute(query, (run_id, key)).fetchone()[0])
+
+
 def test_a_replay_killed_halfway_and_run_again_stores_every_point_once(
     tmp_path: Path, store: tuple[str, str, MlflowClient]
 ) -> None:
     backend_string, run_id, client = store
-    count = 20_000
+    count = 100_000  # 100 frames, one transaction each
     path = tmp_path / "spool" / "run.spool"
     write_spool(path, backend_string, run_id, count)
     original = path.read_bytes()
     replaying = subprocess.Popen(
         replay_command(path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
+    # The kill is decided and sent while this connection holds the database's write lock, so
+    # the replay cannot commit anything between the count and the kill: it lands where counted.
+    gate = sqlite3.connect(tmp_path / "mlflow.db", timeout=60, isolation_level=None)
     try:
         deadline = time.monotonic() + 300
-        while len(client.get_metric_history(run_id, KEYS[0])) < count // 8:
+        while True:
             assert replaying.poll() is None, "the replay ended before it could be killed"
             assert time.monotonic() < deadline, "the replay wrote nothing"
-            time.sleep(0.05)
-        os.kill(replaying.pid, signal.SIGKILL)
+            gate.execute("BEGIN IMMEDIATE")
+            try:
+                counted = stored_count(gate, run_id, KEYS[0])
+                if counted >= count // 8:
+                    os.kill(replaying.pid, signal.SIGKILL)
+                    replaying.wait(30)
+                    break
+            finally:
+                gate.execute("ROLLBACK")
+            time.sleep(0.01)
     finally:
+        gate.close()
+        replaying.kill()
         replaying.wait(30)
     assert replaying.returncode == -signal.SIGKILL
     stored = len(client.get_metric_history(run_id, KEYS[0]))
-    assert 0 < stored < count // 2, "the kill did not land halfway"
+    assert stored == counted < count // 2, "the kill did not land halfway"
     assert path.read_bytes() == original  # not deleted, not changed: replay reads only
     done = subprocess.run(replay_command(path), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
