@@ -10,6 +10,7 @@ import string
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -393,6 +394,41 @@ def test_round_trip_over_rest(server: MlflowServer) -> None:
     assert len(history) == 2500
     assert client.get_run(run.id).data.params["hparams.lr"] == "0.1"
     assert backend.read_run(run.id).params == {"hparams": {"lr": 0.1}}
+
+
+def test_wide_steps_to_a_server_arrive_whole_and_in_order(
+    server: MlflowServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Per-layer statistics (1000 metrics a step) in batches of the declared size, each split
+    into lanes of whole keys sent side by side: every key's history whole and in step order,
+    and MLflow's latest value of each key its last step's, read through MLflow's client."""
+    sent: list[list[str]] = []
+    real = MlflowClient.log_batch
+
+    def recording(self: MlflowClient, run_id: str, metrics: Any = (), **kwargs: Any) -> Any:
+        if metrics:
+            sent.append([metric.key for metric in metrics])
+        return real(self, run_id, metrics=metrics, **kwargs)
+
+    monkeypatch.setattr(MlflowClient, "log_batch", recording)
+    backend = create_backend(server.url)
+    names, steps = [f"layer{i:03d}/grad_norm" for i in range(1000)], 40
+    assert steps * len(names) > 2 * backend.batch_size  # several batches, each in lanes
+    options = track.WriterOptions(max_buffered=steps * len(names) + 1, close_timeout=600)
+    with track.start_run(backend, experiment="wide", writer=options) as run:
+        for step in range(steps):
+            for index, name in enumerate(names):
+                run.track(step + index / 1000, name, step=step)
+    client = MlflowClient(server.url)
+    for index, name in enumerate(names):
+        history = client.get_metric_history(run.id, name)
+        assert [(m.step, m.value) for m in history] == [(s, s + index / 1000) for s in range(steps)]
+    latest = client.get_run(run.id).data.metrics
+    assert latest == {name: steps - 1 + index / 1000 for index, name in enumerate(names)}
+    assert max(len(keys) for keys in sent) <= 1000  # MLflow's limit per request
+    # A full batch went in requests of whole keys' rows for many steps, so few keys each (what
+    # MLflow's store spends per value grows with the keys of a request).
+    assert min(len(set(keys)) for keys in sent if len(keys) == 1000) <= 100
 
 
 def test_server_dies_mid_run_no_crash_clear_warning_nothing_lost(

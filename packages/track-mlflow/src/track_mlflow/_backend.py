@@ -43,7 +43,7 @@ from track_mlflow._layout import (
 )
 from track_mlflow._reader import MlflowRunReader, milliseconds, read_epochs, run_times
 from track_mlflow._sql import SQL_BATCH_SIZE, SqlBatchPath, open_sql_path
-from track_mlflow._writer import IN_FLIGHT, MlflowRunWriter, is_missing
+from track_mlflow._writer import IN_FLIGHT, REQUESTS_PER_LANE, MlflowRunWriter, is_missing
 from track_mlflow.errors import EscapedKeyWarning, MlflowServerUnavailableError, is_unreachable
 from track_mlflow.keys import (
     DEFAULT_KEY_STYLE,
@@ -129,12 +129,12 @@ class MlflowBackend:
     def batch_size(self) -> int:
         """Points per ``write_points`` call (``track_core.backend.BatchSizedBackend``).
 
-        A server: one full ``log_batch`` request (1000 metrics) for each of the ``IN_FLIGHT``
-        requests a batch may have in flight. A SQL store: larger batches, since each costs one
-        transaction (``benchmarks/bench_mlflow.py`` measures the sizes). Else the core's
-        default."""
+        A server: ``REQUESTS_PER_LANE`` full ``log_batch`` requests (1000 metrics each) for
+        each of the ``IN_FLIGHT`` requests a batch may have in flight. A SQL store: larger
+        batches, since each costs one transaction (``benchmarks/bench_mlflow.py`` measures the
+        sizes). Else the core's default."""
         if self._where.remote:
-            return IN_FLIGHT * MAX_METRICS_PER_BATCH
+            return IN_FLIGHT * REQUESTS_PER_LANE * MAX_METRICS_PER_BATCH
         if self._where.sql_store:
             return SQL_BATCH_SIZE
         return MAX_METRICS_PER_BATCH

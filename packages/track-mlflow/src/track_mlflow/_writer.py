@@ -99,6 +99,13 @@ def log_batch(
 #: once; one sequence's rows are never in two of them).
 IN_FLIGHT = 4
 
+#: Full ``log_batch`` requests each of the ``IN_FLIGHT`` lanes sends in turn for a batch of the
+#: backend's declared size. A request of whole keys' rows costs an MLflow store less per value
+#: the fewer keys it holds (its ``_update_latest_metrics_if_necessary`` reads and writes one
+#: ``latest_metrics`` row per key of a request): a lane of several requests holds each key's
+#: rows for more steps per request.
+REQUESTS_PER_LANE = 4
+
 
 def _lanes(metrics: Sequence[Metric], lanes: int) -> list[list[Metric]]:
     """The metric rows in at most ``lanes`` groups of whole keys (so one sequence's rows are
