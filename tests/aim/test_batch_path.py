@@ -28,9 +28,13 @@ from aim_storage import open_aim_run
 
 import track_core as track
 from track_aim import _aim_private as private
+from track_aim import _writer as private_writer
 from track_aim._convert import to_aim
 from track_aim.testing import AimServer
-from track_core.values import Image
+from track_core.backend import RunSpec, TrackedPoint
+from track_core.context import Context
+from track_core.status import Status
+from track_core.values import Image, ValueKind
 
 T0 = 1_750_000_000.0
 
@@ -280,3 +284,48 @@ def test_an_aim_version_the_path_does_not_know_is_said_once(tmp_path: Path) -> N
         assert not private.direct_batches("3.30.0")
     assert len(caught) == 1
     assert private.direct_batches()  # the installed one is known, and said nothing
+
+
+def test_wide_steps_to_a_server_go_one_sequence_per_message(
+    server: AimServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A training that logs many metrics a step outruns an Aim server (sustained load: 1000
+    metrics x 10 steps/s). The backend declares a batch of 25 such steps, so that a batch the
+    server fell behind on holds several values of each sequence: sent grouped by sequence, each
+    message carries one sequence's values as one ``update`` per array and one summary, where
+    batches of one step (the core's default 1000 points) sent one value per sequence."""
+    metrics, steps = 1000, private_writer.REMOTE_CHUNK
+    backend = track.get_backend(server.url)
+    assert backend.batch_size >= metrics * steps  # type: ignore[attr-defined]
+    assert track.get_backend(f"aim:{server.repo_dir}").batch_size == 1000  # type: ignore[attr-defined]
+
+    def wide_steps(first: int, count: int) -> list[TrackedPoint]:
+        return [
+            TrackedPoint(
+                f"layer{index:04d}", Context(), ValueKind.SCALAR, step, None, T0 + step,
+                step + index / 1e4,
+            )
+            for step in range(first, first + count)
+            for index in range(metrics)
+        ]  # fmt: skip
+
+    writer = backend.create_run(RunSpec(experiment="wide"))
+    writer.write_points(wide_steps(0, 1))  # the sequences' first values (their info is new)
+    batch = wide_steps(1, steps)
+    assert len(batch) <= backend.batch_size  # type: ignore[attr-defined]
+    sent = Counter[str]()
+    for method in ("update", "__setitem__"):
+        monkeypatch.setattr(ProxyTree, method, _counted(sent, method, getattr(ProxyTree, method)))
+    writer.write_points(batch)
+    monkeypatch.undo()
+    writer.close(Status.FINISHED, None)
+    # four arrays per sequence, each one update of all the sequence's values in the batch
+    assert sent["update"] == 4 * metrics
+    assert sent["update values"] == 4 * metrics * steps
+    # the summary (last, last_step, max) once per sequence, not once per value
+    assert sent["__setitem__"] == 3 * metrics
+    stored = backend.read_run(writer.id)
+    for index in (0, 499, 999):
+        read = stored.points(f"layer{index:04d}", Context())
+        assert [point.step for point in read] == list(range(steps + 1))
+        assert [point.value for point in read] == [step + index / 1e4 for step in range(steps + 1)]

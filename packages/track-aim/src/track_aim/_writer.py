@@ -39,6 +39,16 @@ _HEALTHY_FOR: Final = 2.0
 #: 100 metrics per step alike (benchmarks/bench_aim.py --remote).
 REMOTE_CHUNK: int = 25
 
+#: Points per ``write_points`` call to an Aim server. What a message costs the server is mostly
+#: per instruction: four ``update`` instructions for each sequence in it (one per array) and up
+#: to three summary writes (``last``, ``last_step``, ``max``/``min``). A batch is grouped by
+#: sequence before it is cut into messages, so the more values of each sequence a batch holds,
+#: the fewer instructions per value: with 1,000 metrics a step, a batch of the core's default
+#: 1,000 points is one step, one value per sequence and seven instructions per value; a batch
+#: of 25,000 points is up to 25 steps, one sequence's 25 values per message. The writer takes
+#: what is queued up to this many points, so batches grow only when the server falls behind.
+REMOTE_BATCH_SIZE: int = 25_000
+
 
 def track_batch(run: Any, points: Sequence[TrackedPoint], cache: private.BatchCache) -> None:
     """Store points with Aim's tracker and the core's timestamps; to a server in messages of

@@ -51,8 +51,8 @@ from track_aim._mapping import (
 from track_aim._options import AimOptions
 from track_aim._reader import AimRunReader
 from track_aim._remote import check_server, open_remote_repo, read_session
-from track_aim._writer import AimRunWriter, wait_acknowledged
-from track_core.backend import Capability, RunInfo, RunSpec
+from track_aim._writer import REMOTE_BATCH_SIZE, AimRunWriter, wait_acknowledged
+from track_core.backend import DEFAULT_BATCH_SIZE, Capability, RunInfo, RunSpec
 from track_core.context import Context
 from track_core.redaction import redact_params
 from track_core.status import Status
@@ -120,6 +120,16 @@ class AimBackend:
     @property
     def location(self) -> str:
         return self._options.repo
+
+    @property
+    def batch_size(self) -> int:
+        """Points per ``write_points`` call (``track_core.backend.BatchSizedBackend``).
+
+        An Aim server: ``REMOTE_BATCH_SIZE``, so that a batch of wide steps holds several
+        values of each sequence (see there). A local repository: the core's default."""
+        if self._options.is_remote:
+            return REMOTE_BATCH_SIZE
+        return DEFAULT_BATCH_SIZE[True]
 
     @property
     def capabilities(self) -> frozenset[Capability]:
